@@ -1,0 +1,108 @@
+"""`make run`: the whole stack on one machine, stopped cleanly by Ctrl-C.
+
+Migrates, creates a demo user when debugging, uses the Redis at REDIS_URL when
+it answers (else starts a private one), then runs Daphne and a Celery worker.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from config.redis_server import RedisServer, answers
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HOST, PORT = "127.0.0.1", int(os.getenv("PORT", "8000"))
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+
+def ensure_redis() -> RedisServer | None:
+    """Start a private redis-server unless the configured one answers."""
+    url = urlsplit(os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    if answers(url.hostname or "127.0.0.1", url.port or 6379):
+        print(f"Using the Redis at {url.geturl()}")
+        return None
+    server = RedisServer(BASE_DIR / ".run" / "redis").start()
+    print(f"No Redis at {url.geturl()}; started one at {server.url}")
+    os.environ["REDIS_URL"] = server.url
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.pop("CHANNEL_REDIS_URLS", None)
+    return server
+
+
+def prepare_database() -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    if settings.DEBUG:
+        users = get_user_model().objects
+        if not users.filter(username=DEMO_USER).exists():
+            users.create_user(DEMO_USER, password=DEMO_PASSWORD)
+        print(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}")
+
+
+def main() -> int:
+    redis = ensure_redis()
+    prepare_database()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT), "config.asgi:application"]
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "INFO",
+            ]
+        ),
+    ]
+    print(f"\n  Open http://{HOST}:{PORT}/  (Ctrl-C stops everything)\n", flush=True)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    status = 0
+    try:
+        # Whichever child ends first ends the run: a half-running stack misleads.
+        while all(child.poll() is None for child in children):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                children[0].wait(timeout=1)
+        status = 1
+        print("A process of the stack exited; stopping the rest.", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nStopping…")
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if redis:
+            redis.stop()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

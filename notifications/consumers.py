@@ -1,0 +1,122 @@
+"""The WebSocket endpoint: relays a user's notifications to their browser tabs."""
+
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from notifications import inbox, messages, publish
+
+log = logging.getLogger(__name__)
+
+# Close codes a client acts on (Daphne passes only 1000 and 3000-4999).
+CLOSE_UNAUTHENTICATED = 4401  # log in again; do not retry
+CLOSE_UNAVAILABLE = 4503  # the server cannot reach Redis; retry later
+
+
+class NotificationConsumer(AsyncWebsocketConsumer):
+    """One browser tab of one signed-in user.
+
+    The socket joins the user's group before it reads the database, so a
+    notification saved during the replay of missed ones arrives through the
+    group, and is dropped there when the replay already sent it: nothing is
+    lost and nothing is sent twice.
+    """
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # Accept, then close: a refused handshake reaches the browser as
+            # 1006 with no code, indistinguishable from a network drop.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id: int = user.pk
+        self.replayed: set[int] = set()
+        try:
+            await self.channel_layer.group_add(publish.user_group(self.user_id), self.channel_name)
+        except Exception as exc:
+            log.warning("cannot join group for user %s: %r", self.user_id, exc)
+            await self.accept()
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
+        self.groups.append(publish.user_group(self.user_id))
+        await self.accept()
+        await self._greet(self._after())
+
+    def _after(self) -> int | None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        value = query.get("after", [""])[0]
+        return int(value) if value.isdigit() else None
+
+    @database_sync_to_async
+    def _summary(self, after: int | None) -> tuple[int, int, list[dict], int]:
+        replay, skipped = ([], 0)
+        if after is not None:
+            replay, skipped = inbox.missed(self.user_id, after, settings.NOTIFICATIONS_REPLAY_LIMIT)
+        return inbox.unread_count(self.user_id), inbox.last_id(self.user_id), replay, skipped
+
+    async def _greet(self, after: int | None) -> None:
+        unread, last_id, replay, skipped = await self._summary(after)
+        await self.send_message(messages.make("hello", unread=unread, last_id=last_id))
+        if skipped:
+            await self.send_message(messages.make("truncated", after=after, count=skipped))
+        for message in replay:
+            self.replayed.add(message["id"])
+            await self.send_message(message)
+
+    async def push(self, event: dict) -> None:
+        """Relay a message published to the user's group (see publish.py)."""
+        message = event["message"]
+        if message["type"] == "notification" and message["id"] in self.replayed:
+            self.replayed.discard(message["id"])
+            return
+        await self.send_message(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self._refuse("binary_unsupported", "send JSON text frames")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self._refuse("bad_json", "the frame is not valid JSON")
+            return
+        if not isinstance(frame, dict):
+            await self._refuse("bad_frame", "the frame must be a JSON object")
+            return
+        if frame.get("type") == "read":
+            await self._mark_read(frame.get("ids"))
+        else:
+            await self._refuse("unknown_type", "the only type a client may send is 'read'")
+
+    async def _mark_read(self, ids: object) -> None:
+        if ids == "all":
+            await publish.amark_read(self.user_id, None)
+        elif (
+            isinstance(ids, list)
+            and ids
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        ):
+            await publish.amark_read(self.user_id, ids[: settings.NOTIFICATIONS_READ_BATCH])
+        else:
+            await self._refuse("bad_field", "'ids' must be a non-empty list of integers or 'all'")
+
+    async def _refuse(self, code: str, detail: str) -> None:
+        await self.send_message(messages.make("error", code=code, detail=detail))
+
+    async def send_message(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+    async def dispatch(self, message: dict) -> None:
+        # An event type this version has no handler for (say, during a rolling
+        # deploy) would otherwise raise and kill the socket.
+        try:
+            await super().dispatch(message)
+        except ValueError as exc:
+            if not str(exc).startswith("No handler for message type"):
+                raise
+            log.warning("ignored channel-layer event of unknown type %r", message.get("type"))

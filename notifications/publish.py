@@ -1,0 +1,284 @@
+"""The publish API: the only module that sends to browsers.
+
+A notification is saved first and sent to its recipient's group once the
+transaction commits, so a browser that is away finds it later in the inbox,
+and a rolled-back transaction never announces a row that does not exist.
+The channel layer is only the fast path: when Redis is unreachable the row is
+still saved, a warning is logged and the caller carries on.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from notifications import messages
+from notifications.models import Level, Notification
+
+log = logging.getLogger(__name__)
+
+# An event's "type" names the consumer method that relays it ("push" -> push()).
+EVENT_TYPE = "push"
+# How many group_send calls one batch keeps in flight; more would open as many
+# Redis connections.
+SEND_CONCURRENCY = 64
+
+User = get_user_model()
+TITLE_MAX = Notification._meta.get_field("title").max_length
+URL_MAX = Notification._meta.get_field("url").max_length
+
+
+def user_group(user_id: int) -> str:
+    """The channel-layer group of one user's open sockets."""
+    return f"user.{int(user_id)}"
+
+
+# --- Sending ---------------------------------------------------------------
+
+
+class _SenderLoop:
+    """One event loop thread per process for sync callers.
+
+    `async_to_sync(group_send)` per call builds a new event loop, and the
+    channel layer keeps its Redis connections per loop, so every call would
+    open a new connection (a few hundred sends a second at best). Sync callers
+    hand their coroutine to this long-lived loop instead, which keeps one
+    connection pool for the life of the process. It is re-created after a
+    fork, so each Celery prefork child gets its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def run(self, coro: Awaitable[Any], timeout: float) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self._running_loop())
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                self._loop = asyncio.new_event_loop()
+                self._pid = os.getpid()
+                threading.Thread(
+                    target=self._loop.run_forever, name="notifications-sender", daemon=True
+                ).start()
+            return self._loop
+
+
+_sender = _SenderLoop()
+
+
+async def _send(pairs: list[tuple[str, dict]]) -> int:
+    """group_send each (group, message); returns how many failed (and logs why)."""
+    layer = get_channel_layer()
+    limit = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def one(group: str, message: dict) -> bool:
+        async with limit:
+            try:
+                await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
+                return True
+            except Exception as exc:  # Redis down, timeouts: the row is saved anyway
+                log.warning("could not send %s to %s: %r", message["type"], group, exc)
+                return False
+
+    results = await asyncio.gather(*(one(group, message) for group, message in pairs))
+    return results.count(False)
+
+
+def _send_sync(pairs: list[tuple[str, dict]]) -> None:
+    try:
+        _sender.run(_send(pairs), settings.NOTIFICATIONS_SEND_TIMEOUT)
+    except TimeoutError:
+        log.warning("channel layer did not answer within %ss", settings.NOTIFICATIONS_SEND_TIMEOUT)
+
+
+def _send_on_commit(pairs: list[tuple[str, dict]]) -> None:
+    transaction.on_commit(lambda: _send_sync(pairs))
+
+
+# --- Validation ------------------------------------------------------------
+
+
+def _user_ids(users: Iterable[Any]) -> list[int]:
+    ids = [getattr(u, "pk", u) for u in users]
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ValueError("recipients must be users or integer user ids")
+    unknown = set(ids) - set(User.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    if unknown:
+        raise ValueError(f"unknown user id(s): {sorted(unknown)}")
+    return ids
+
+
+def _fields(title: str, body: str, level: str, url: str, data: Any, task_id: Any) -> dict:
+    """Checked, normalised notification fields; ValueError names what is wrong."""
+    if level not in Level.values:
+        raise ValueError(f"unknown level {level!r}: use one of {', '.join(Level.values)}")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("title must be a non-empty string")
+    if len(title) > TITLE_MAX:
+        raise ValueError(f"title is {len(title)} characters long; the limit is {TITLE_MAX}")
+    if not isinstance(body, str) or not isinstance(url, str):
+        raise ValueError("body and url must be strings")
+    if len(url) > URL_MAX:
+        raise ValueError(f"url is {len(url)} characters long; the limit is {URL_MAX}")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"data must be a JSON object (a dict), not {type(data).__name__}")
+    try:
+        # The round trip turns tuples into lists and proves the value is plain
+        # JSON, which is also what msgpack can carry through the channel layer.
+        data = json.loads(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"data is not JSON-serialisable: {exc}") from None
+    return {
+        "title": title,
+        "body": body,
+        "level": level,
+        "url": url,
+        "data": data,
+        "task_id": "" if task_id is None else str(task_id),
+    }
+
+
+# --- The API ----------------------------------------------------------------
+
+
+def notify(
+    user_or_id: Any,
+    title: str,
+    *,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: dict | None = None,
+    task_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> Notification:
+    """Save a notification for one user and push it to their open tabs after commit.
+
+    With a `dedupe_key`, a second call with the same key for the same user
+    saves and sends nothing and returns the first notification.
+    """
+    notification, created = _save(
+        user_or_id, _fields(title, body, level, url, data, task_id), dedupe_key
+    )
+    if created:
+        _send_on_commit(
+            [(user_group(notification.recipient_id), messages.notification(notification))]
+        )
+    return notification
+
+
+async def anotify(
+    user_or_id: Any,
+    title: str,
+    *,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: dict | None = None,
+    task_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> Notification:
+    """`notify()` for async code: saves in a thread, then sends on the running loop."""
+    fields = _fields(title, body, level, url, data, task_id)
+    notification, created = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
+    if created:
+        await _send([(user_group(notification.recipient_id), messages.notification(notification))])
+    return notification
+
+
+def _save(user_or_id: Any, fields: dict, dedupe_key: str | None) -> tuple[Notification, bool]:
+    (user_id,) = _user_ids([user_or_id])
+    notification = Notification(recipient_id=user_id, dedupe_key=dedupe_key, **fields)
+    if dedupe_key is None:
+        notification.save()
+        return notification, True
+    try:
+        with transaction.atomic():
+            notification.save()
+    except IntegrityError:
+        return Notification.objects.get(recipient_id=user_id, dedupe_key=dedupe_key), False
+    return notification, True
+
+
+def notify_many(
+    users: Iterable[Any],
+    title: str,
+    *,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: dict | None = None,
+    task_id: str | None = None,
+) -> list[Notification]:
+    """Save one notification per user in one insert and push each after commit."""
+    fields = _fields(title, body, level, url, data, task_id)
+    user_ids = list(dict.fromkeys(_user_ids(users)))
+    created = Notification.objects.bulk_create(
+        Notification(recipient_id=user_id, **fields) for user_id in user_ids
+    )
+    _send_on_commit([(user_group(n.recipient_id), messages.notification(n)) for n in created])
+    return created
+
+
+def notify_all(title: str, **options: Any) -> list[Notification]:
+    """`notify_many()` to every active user."""
+    users = User.objects.filter(is_active=True).values_list("pk", flat=True)
+    return notify_many(list(users), title, **options)
+
+
+def send_progress(user_id: int, task_id: str, percent: float, message: str = "") -> None:
+    """Push a task's progress to its user's tabs; progress is not saved."""
+    percent = max(0, min(100, round(float(percent), 1)))
+    event = messages.make("progress", task_id=str(task_id), percent=percent, message=message)
+    _send_sync([(user_group(user_id), event)])
+
+
+def mark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
+    """Mark some (or, with None, all) of a user's unread notifications read.
+
+    Tells every tab of the user, so their badges agree. Ids of other users'
+    notifications are ignored. Returns the ids that changed.
+    """
+    changed, event = _mark_read_rows(user_id, ids)
+    if changed:
+        _send_on_commit([(user_group(user_id), event)])
+    return changed
+
+
+async def amark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
+    """`mark_read()` for async code."""
+    changed, event = await sync_to_async(_mark_read_rows)(user_id, ids)
+    if changed:
+        await _send([(user_group(user_id), event)])
+    return changed
+
+
+def _mark_read_rows(user_id: int, ids: Iterable[int] | None) -> tuple[list[int], dict]:
+    unread = Notification.objects.filter(recipient_id=user_id, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    with transaction.atomic():
+        changed = list(unread.select_for_update().values_list("pk", flat=True))
+        Notification.objects.filter(pk__in=changed).update(read_at=timezone.now())
+    count = Notification.objects.filter(recipient_id=user_id, read_at__isnull=True).count()
+    return changed, messages.make("read", ids=changed, unread=count)

@@ -1,0 +1,1 @@
+"""Long-running demo jobs and the views that start them."""

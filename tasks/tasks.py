@@ -1,0 +1,36 @@
+"""Celery tasks started from the demo page. Thin: the work lives in work.py.
+
+Each takes `user_id`, which is all it needs for lifecycle notifications
+(see worker/signals.py).
+"""
+
+from celery import shared_task
+
+from tasks import work
+from worker.reporting import UserError, report_progress
+
+REGIONS = ["North", "South", "East", "West", "Central", "Overseas"]
+BAD_CONTACTS = ["Ada Lovelace,ada@example.com", "Alan Turing,alan@example.com", "Grace,grace@"]
+
+
+@shared_task(notify_title="Quarterly sales report")
+def generate_report(user_id: int, step_seconds: float = 0.8) -> dict:
+    report_progress(0, "Starting")
+    summary = work.build_report(REGIONS, step_seconds, report_progress)
+    best = max(summary, key=lambda region: summary[region]["total"])
+    return {"message": f"{len(summary)} regions summarised; {best} sold most."}
+
+
+@shared_task(notify_title="Contact import")
+def import_contacts(user_id: int) -> str:
+    report_progress(0, "Reading the file")
+    try:
+        contacts = list(work.parse_contacts(BAD_CONTACTS))
+    except ValueError as exc:
+        raise UserError(f"Nothing was imported. {exc}") from exc
+    return f"Imported {len(contacts)} contacts."
+
+
+@shared_task(notify_title="Cache warm-up")
+def warm_cache(user_id: int) -> str:
+    return "The dashboard cache is warm."

@@ -1,0 +1,79 @@
+"""Shared fixtures: a private Redis for the whole run, named users, the real stack."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from channels.layers import channel_layers
+from django.conf import settings
+
+from config.redis_server import RedisServer
+from config.settings import redis_host
+from tests.stack import Stack
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def use_redis(url: str) -> None:
+    """Point this process's channel layer and Celery app at `url`."""
+    from worker import app
+
+    settings.REDIS_URL = url
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            **settings.CHANNEL_LAYERS["default"],
+            "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [redis_host(url)]},
+        }
+    }
+    channel_layers.backends.clear()
+    app.conf.broker_url = url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server(tmp_path_factory):
+    """A redis-server of our own: no test ever touches a Redis it did not start."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    use_redis(server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.flushall()  # our private server only
+    client.close()
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def stranger(django_user_model):
+    return django_user_model.objects.create_user("stranger", password="pw-stranger-123")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """Daphne, a Celery worker and their own Redis, for the end-to-end tests."""
+    workdir = tmp_path_factory.mktemp("stack")
+    running = Stack(workdir).start()
+    yield running
+    running.stop()
+    keep_logs(workdir, "stack")
+
+
+def keep_logs(workdir: Path, name: str) -> None:
+    target = ARTIFACTS / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(workdir, target, ignore=shutil.ignore_patterns("*.sqlite3*", "dump.rdb"))

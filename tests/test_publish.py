@@ -1,0 +1,133 @@
+"""notify() and friends on a real channels-redis layer backed by the private Redis."""
+
+import logging
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from notifications import notify, notify_all, notify_many
+from notifications.models import Notification
+from notifications.publish import user_group
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Listener:
+    """A channel joined to a user's group, as a consumer would be."""
+
+    def __init__(self, user_id: int) -> None:
+        self.layer = get_channel_layer()
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(user_group(user_id), self.channel)
+
+    def receive(self, timeout: float = 5) -> dict:
+        import asyncio
+
+        async def one():
+            return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+
+        return async_to_sync(one)()["message"]
+
+    def receives_nothing(self, timeout: float = 0.5) -> bool:
+        try:
+            self.receive(timeout)
+        except TimeoutError:
+            return True
+        return False
+
+
+def test_notify_saves_then_sends_to_the_users_group(alice, redis_server):
+    listener = Listener(alice.pk)
+    n = notify(alice, "Report ready", body="6 regions", level="success", url="/r/1", data={"k": 1})
+    assert Notification.objects.get(pk=n.pk).title == "Report ready"
+    message = listener.receive()
+    assert message == {
+        "type": "notification",
+        "id": n.pk,
+        "level": "success",
+        "title": "Report ready",
+        "body": "6 regions",
+        "url": "/r/1",
+        "data": {"k": 1},
+        "task_id": None,
+        "created_at": n.created_at.isoformat(),
+    }
+
+
+def test_notify_accepts_a_user_id(alice, redis_server):
+    assert notify(alice.pk, "By id").recipient_id == alice.pk
+
+
+def test_user_never_receives_another_users_notice(alice, bob, redis_server):
+    bobs = Listener(bob.pk)
+    notify(alice, "For Alice only")
+    assert bobs.receives_nothing()
+
+
+def test_nothing_is_sent_before_commit_nor_after_rollback(alice, redis_server):
+    listener = Listener(alice.pk)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        notify(alice, "Rolled back")
+        raise RuntimeError
+    assert listener.receives_nothing()
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"level": "urgent"}, "unknown level 'urgent'"),
+        ({"title": "x" * 201}, "title is 201 characters long"),
+        ({"title": "  "}, "title must be a non-empty string"),
+        ({"data": {"when": object()}}, "data is not JSON-serialisable"),
+        ({"data": {"nan": float("nan")}}, "data is not JSON-serialisable"),
+        ({"data": ["a", "list"]}, "data must be a JSON object"),
+    ],
+)
+def test_invalid_input_raises_a_clear_error_and_saves_nothing(alice, options, error):
+    arguments = {"title": "Fine", **options}
+    with pytest.raises(ValueError, match=error):
+        notify(alice, arguments.pop("title"), **arguments)
+    assert not Notification.objects.exists()
+
+
+def test_unknown_user_is_a_clear_error(db):
+    with pytest.raises(ValueError, match=r"unknown user id\(s\): \[999\]"):
+        notify(999, "Nobody")
+
+
+def test_notify_many_and_all_reach_each_user_once(alice, bob, stranger, redis_server):
+    listeners = {user.pk: Listener(user.pk) for user in (alice, bob, stranger)}
+    sent = notify_many([alice, bob.pk, alice], "Maintenance at 22:00")
+    assert sorted(n.recipient_id for n in sent) == sorted([alice.pk, bob.pk])
+    for user in (alice, bob):
+        assert listeners[user.pk].receive()["title"] == "Maintenance at 22:00"
+    assert listeners[stranger.pk].receives_nothing()
+
+    stranger.is_active = False
+    stranger.save()
+    assert {n.recipient_id for n in notify_all("Hello everyone")} == {alice.pk, bob.pk}
+
+
+def test_notify_reuses_one_redis_connection(alice, redis_server, redis_client):
+    notify(alice, "Warm up")
+    before = len(redis_client.client_list())
+    for i in range(50):
+        notify(alice, f"Notice {i}")
+    assert len(redis_client.client_list()) <= before
+
+
+def test_unreachable_redis_still_saves_and_warns(alice, caplog, redis_server):
+    from config.redis_server import free_port
+    from tests.conftest import use_redis
+
+    use_redis(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with caplog.at_level(logging.WARNING, logger="notifications.publish"):
+            n = notify(alice, "Saved anyway")
+    finally:
+        use_redis(redis_server.url)
+    assert Notification.objects.filter(pk=n.pk).exists()
+    assert "could not send notification to user." in caplog.text

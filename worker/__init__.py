@@ -1,0 +1,5 @@
+"""The Celery app (`celery -A worker worker`) and its notification wiring."""
+
+from worker.celery import app
+
+__all__ = ("app",)
