@@ -1,0 +1,122 @@
+"""The whole pipeline on real processes: a browser-like client signs in over
+HTTP, holds a WebSocket to Daphne, and a Celery worker's tasks reach it."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from tests.stack import Browserless
+
+pytestmark = pytest.mark.e2e
+
+
+class Socket:
+    """A real WebSocket client with the session cookie, reading JSON messages."""
+
+    def __init__(self, stack, session: Browserless, query: str = "") -> None:
+        self.url = stack.ws_url + query
+        self.headers = {"Cookie": session.cookie_header, "Origin": stack.base_url}
+
+    async def __aenter__(self) -> "Socket":
+        self.ws = await websockets.connect(self.url, additional_headers=self.headers)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.ws.close()
+
+    async def next(self, timeout: float = 10) -> dict:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def until(self, predicate, timeout: float = 30) -> list[dict]:
+        """Messages up to and including the first one that satisfies `predicate`."""
+        seen = []
+        async with asyncio.timeout(timeout):
+            while True:
+                seen.append(await self.next(timeout))
+                if predicate(seen[-1]):
+                    return seen
+
+
+async def test_long_task_reports_progress_then_success(stack):
+    alice = await asyncio.to_thread(Browserless, stack, "alice")
+    async with Socket(stack, alice) as socket:
+        assert (await socket.next())["type"] == "hello"
+        task_id = await asyncio.to_thread(alice.start_task, "report")
+        messages = await socket.until(lambda m: m["type"] == "notification")
+    progress = [m for m in messages if m["type"] == "progress"]
+    assert {m["task_id"] for m in progress} == {task_id}
+    assert [m["percent"] for m in progress] == sorted(m["percent"] for m in progress)
+    assert progress[-1]["percent"] == 100
+    done = messages[-1]
+    assert (done["level"], done["task_id"]) == ("success", task_id)
+    assert done["title"] == "Quarterly sales report finished"
+    assert "6 regions summarised" in done["body"]
+
+
+async def test_failing_task_gives_a_readable_error_notification(stack):
+    bob = await asyncio.to_thread(Browserless, stack, "bob")
+    async with Socket(stack, bob) as socket:
+        await socket.next()
+        task_id = await asyncio.to_thread(bob.start_task, "import")
+        done = (await socket.until(lambda m: m["type"] == "notification"))[-1]
+    assert (done["level"], done["task_id"]) == ("error", task_id)
+    assert done["title"] == "Contact import failed"
+    assert done["body"] == "Nothing was imported. Row 3: 'grace@' is not a valid e-mail address."
+    assert "Traceback" not in done["body"]
+
+
+async def test_management_command_reaches_the_connected_user_only(stack):
+    carol = await asyncio.to_thread(Browserless, stack, "carol")
+    dave = await asyncio.to_thread(Browserless, stack, "dave")
+    async with Socket(stack, carol) as carols, Socket(stack, dave) as daves:
+        await carols.next()
+        await daves.next()
+        result = await asyncio.to_thread(
+            stack.manage,
+            "notify",
+            "Deploy at 18:00",
+            "--user",
+            "carol",
+            "--level",
+            "warning",
+            "--body",
+            "Expect a short blip.",
+        )
+        assert result.stdout.strip() == "Notified 1 user."
+        notice = await carols.next()
+        assert (notice["type"], notice["title"], notice["level"], notice["body"]) == (
+            "notification",
+            "Deploy at 18:00",
+            "warning",
+            "Expect a short blip.",
+        )
+        with pytest.raises(TimeoutError):
+            await daves.next(timeout=0.5)
+
+
+def test_unknown_user_exits_1_and_sends_nothing(stack):
+    result = stack.manage("notify", "Hi", "--user", "carol", "--user", "nobody", check=False)
+    assert result.returncode == 1
+    assert "unknown or inactive user 'nobody'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_group_exits_1(stack):
+    result = stack.manage("notify", "Hi", "--group", "no-such-group", check=False)
+    assert result.returncode == 1
+    assert "group 'no-such-group'" in result.stderr
+
+
+def test_bad_level_exits_non_zero_with_a_message(stack):
+    result = stack.manage("notify", "Hi", "--all", "--level", "urgent", check=False)
+    assert result.returncode == 2
+    assert "invalid choice: 'urgent'" in result.stderr
+
+
+async def test_anonymous_socket_is_told_to_log_in(stack):
+    async with websockets.connect(stack.ws_url, origin=stack.base_url) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd.code == 4401
