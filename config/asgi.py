@@ -8,19 +8,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Build the Django app first: it sets up the app registry that routing imports need.
 django_application = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from notifications.auth import TicketOrSession  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        # The Origin check refuses cross-site WebSocket hijacking: a page on
-        # another site cannot open a socket with our user's session cookie.
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Session cookie with an allowed Origin, or a signed ticket (auth.py).
+        "websocket": TicketOrSession(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -54,9 +54,7 @@ def main() -> int:
     redis = ensure_redis()
     prepare_database()
     children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT), "config.asgi:application"]
-        ),
+        subprocess.Popen([sys.executable, "-m", "config.serve", "-b", HOST, "-p", str(PORT)]),
         subprocess.Popen(
             [
                 sys.executable,

@@ -5,6 +5,7 @@ environment at all; production differs only by its environment (see README).
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -34,6 +35,19 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
 
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+# Behind HTTPS (directly or via a proxy that sets X-Forwarded-Proto): secure
+# cookies, redirects to https and HSTS. Production runs with this on.
+HTTPS = envbool("DJANGO_HTTPS")
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",
@@ -117,6 +131,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve files straight from the apps when collectstatic has not run (make run,
 # tests); the Docker image runs collectstatic.
 WHITENOISE_USE_FINDERS = True
+# ...and then the missing STATIC_ROOT is expected, not worth a warning.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 # --- Redis: the channel layer and Celery's broker -------------------------
 
@@ -178,6 +194,14 @@ NOTIFICATIONS_SEND_TIMEOUT = float(os.getenv("NOTIFICATIONS_SEND_TIMEOUT", "5"))
 NOTIFICATIONS_REPLAY_LIMIT = envint("NOTIFICATIONS_REPLAY_LIMIT", 100)
 # How many ids one "read" frame may name.
 NOTIFICATIONS_READ_BATCH = 500
+# Frames a socket may send per second (sustained, and in a burst) before it is
+# told "rate_limited" and closed with 4008.
+NOTIFICATIONS_WS_RATE = float(os.getenv("NOTIFICATIONS_WS_RATE", "5"))
+NOTIFICATIONS_WS_BURST = envint("NOTIFICATIONS_WS_BURST", 20)
+# Socket tickets (for clients without the session cookie): lifetime in seconds,
+# and the extra origins (besides ALLOWED_HOSTS) a ticket socket may come from.
+NOTIFICATIONS_TICKET_TTL = envint("NOTIFICATIONS_TICKET_TTL", 30)
+NOTIFICATIONS_TICKET_ORIGINS = envlist("NOTIFICATIONS_TICKET_ORIGINS")
 
 LOGGING = {
     "version": 1,

@@ -9,12 +9,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from notifications import inbox, messages, publish
+from notifications.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
 # Close codes a client acts on (Daphne passes only 1000 and 3000-4999).
 CLOSE_UNAUTHENTICATED = 4401  # log in again; do not retry
 CLOSE_UNAVAILABLE = 4503  # the server cannot reach Redis; retry later
+CLOSE_RATE_LIMITED = 4008  # the client sent frames faster than allowed
+# An oversized frame is closed with 1009 by Daphne's protocol layer (config/serve.py).
 
 
 class NotificationConsumer(AsyncWebsocketConsumer):
@@ -27,6 +30,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     """
 
     async def connect(self) -> None:
+        self.user_id: int | None = None
+        self.frames = TokenBucket(settings.NOTIFICATIONS_WS_RATE, settings.NOTIFICATIONS_WS_BURST)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             # Accept, then close: a refused handshake reaches the browser as
@@ -34,16 +39,17 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.user_id: int = user.pk
-        self.replayed: set[int] = set()
+        group = publish.user_group(user.pk)
         try:
-            await self.channel_layer.group_add(publish.user_group(self.user_id), self.channel_name)
+            await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
-            log.warning("cannot join group for user %s: %r", self.user_id, exc)
+            log.warning("cannot join %s: %r", group, exc)
             await self.accept()
             await self.close(code=CLOSE_UNAVAILABLE)
             return
-        self.groups.append(publish.user_group(self.user_id))
+        self.groups.append(group)  # left again on disconnect
+        self.user_id = user.pk
+        self.replayed: set[int] = set()
         await self.accept()
         await self._greet(self._after())
 
@@ -77,6 +83,12 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await self.send_message(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.frames.take():
+            await self._refuse("rate_limited", "too many frames; reconnect later")
+            await self.close(code=CLOSE_RATE_LIMITED)
+            return
+        if self.user_id is None:
+            return  # an anonymous socket is being closed; it may not act
         if text_data is None:
             await self._refuse("binary_unsupported", "send JSON text frames")
             return

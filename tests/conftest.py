@@ -9,6 +9,7 @@ from django.conf import settings
 
 from config.redis_server import RedisServer
 from config.settings import redis_host
+from tests.sockets import open_socket
 from tests.stack import Stack
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -61,6 +62,21 @@ def bob(django_user_model):
 @pytest.fixture
 def stranger(django_user_model):
     return django_user_model.objects.create_user("stranger", password="pw-stranger-123")
+
+
+@pytest.fixture
+async def sockets():
+    """Opens sockets and always closes them, even when an assertion fails."""
+    opened = []
+
+    async def open_(*args, **kwargs):
+        communicator, connected, code = await open_socket(*args, **kwargs)
+        opened.append(communicator)
+        return communicator, connected, code
+
+    yield open_
+    for communicator in opened:
+        await communicator.disconnect()
 
 
 @pytest.fixture(scope="session")

@@ -40,17 +40,17 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.redis: RedisServer | None = None
         self.redis_url = redis_url
-        self.port = free_port()
+        self.ports: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen] = {}
         self.env = dict(os.environ)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.ports['daphne']}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/notifications/"
+        return f"ws://127.0.0.1:{self.ports['daphne']}/ws/notifications/"
 
     def start(self) -> "Stack":
         if self.redis_url is None:
@@ -102,29 +102,24 @@ class Stack:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start_daphne(self) -> None:
+    def start_daphne(self, name: str = "daphne", port: int | None = None) -> None:
+        """Start (or restart, on the same port) a Daphne process called `name`."""
+        port = port or self.ports.get(name) or free_port()
+        self.ports[name] = port
         self._spawn(
-            "daphne",
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "config.asgi:application",
-            ],
+            name, [sys.executable, "-m", "config.serve", "-b", "127.0.0.1", "-p", str(port)]
         )
-        wait_for(self._http_up, 30, "Daphne to answer HTTP")
+        wait_for(lambda: self._http_up(name), 30, f"{name} to answer HTTP")
 
-    def _http_up(self) -> bool:
+    def _http_up(self, name: str) -> bool:
         try:
-            urllib.request.urlopen(self.base_url + "/accounts/login/", timeout=1)
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{self.ports[name]}/accounts/login/", timeout=1
+            )
             return True
         except OSError:
-            if self.processes["daphne"].poll() is not None:
-                raise RuntimeError("Daphne exited:\n" + self.log("daphne")) from None
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited:\n" + self.log(name)) from None
             return False
 
     def start_worker(self, name: str = "worker") -> None:

@@ -5,47 +5,11 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
-from config.asgi import application
 from notifications import notify
 from notifications.consumers import CLOSE_UNAUTHENTICATED
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ORIGIN = (b"origin", b"http://127.0.0.1")
-
-
-@sync_to_async
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def open_socket(user=None, path="/ws/notifications/", origin=ORIGIN):
-    headers = [origin] if origin else []
-    if user is not None:
-        headers.append((b"cookie", await session_cookie(user)))
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect(timeout=5)
-    return communicator, connected, code
-
-
-@pytest.fixture
-async def sockets():
-    """Opens sockets and always closes them, even when an assertion fails."""
-    opened = []
-
-    async def open_(*args, **kwargs):
-        communicator, connected, code = await open_socket(*args, **kwargs)
-        opened.append(communicator)
-        return communicator, connected, code
-
-    yield open_
-    for communicator in opened:
-        await communicator.disconnect()
 
 
 async def test_anonymous_socket_is_closed_with_4401(sockets):

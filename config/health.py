@@ -1,0 +1,52 @@
+"""`GET /healthz`: whether this process can reach every part it needs.
+
+Answers 200 when all is well and 503 naming the failing part, so a load
+balancer takes the instance out and an operator sees why.
+"""
+
+from functools import cache
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+
+@cache
+def _redis(url: str) -> redis.Redis:
+    # One client (and connection pool) per URL for the life of the process.
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+
+def _redis_urls() -> list[str]:
+    hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    urls = [host["address"] for host in hosts] + [settings.CELERY_BROKER_URL]
+    return list(dict.fromkeys(urls))
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def check_redis() -> None:
+    for url in _redis_urls():
+        _redis(url).ping()
+
+
+CHECKS = {"database": check_database, "redis": check_redis}
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:
+            results[name] = f"failing: {type(exc).__name__}"
+    failing = [name for name, result in results.items() if result != "ok"]
+    return JsonResponse(
+        {"status": "failing" if failing else "ok", "failing": failing, "checks": results},
+        status=503 if failing else 200,
+    )

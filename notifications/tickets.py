@@ -1,0 +1,53 @@
+"""Short-lived, single-use, signed tickets for sockets that cannot send the session cookie.
+
+A native app or a page on another origin asks `POST /api/notifications/ticket/`
+(signed in, with CSRF) and connects with `ws/notifications/?ticket=...` within
+NOTIFICATIONS_TICKET_TTL seconds. The ticket is the credential: signed with the
+secret key, it cannot be forged; its nonce is burnt in Redis on first use, so a
+ticket that leaks from a log cannot be replayed.
+"""
+
+import secrets
+from functools import cache
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_POST
+
+SALT = "notifications.ticket"
+
+
+@cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+
+
+def issue(user_id: int) -> str:
+    return signing.dumps({"user": user_id, "nonce": secrets.token_urlsafe(16)}, salt=SALT)
+
+
+def redeem(ticket: str):
+    """The active user a valid, unexpired, unused ticket names; None otherwise."""
+    ttl = settings.NOTIFICATIONS_TICKET_TTL
+    try:
+        payload = signing.loads(ticket, salt=SALT, max_age=ttl)
+    except signing.BadSignature:  # forged, tampered with, or expired
+        return None
+    burnt = _redis(settings.REDIS_URL).set(
+        f"ticket-used:{payload['nonce']}", 1, nx=True, ex=ttl + 5
+    )
+    if not burnt:
+        return None
+    return get_user_model().objects.filter(pk=payload["user"], is_active=True).first()
+
+
+@require_POST
+def ticket_view(request: HttpRequest) -> JsonResponse:
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "login required"}, status=401)
+    return JsonResponse(
+        {"ticket": issue(request.user.pk), "expires_in": settings.NOTIFICATIONS_TICKET_TTL}
+    )
