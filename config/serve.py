@@ -10,7 +10,9 @@ Options passed on the command line win over these defaults.
 import os
 import sys
 
+import daphne.server
 from daphne.cli import CommandLineInterface
+from daphne.ws_protocol import WebSocketFactory
 
 APPLICATION = "config.asgi:application"
 
@@ -34,5 +36,14 @@ def daphne_args(argv: list[str]) -> list[str]:
     return args
 
 
+class ClosingWebSocketFactory(WebSocketFactory):
+    """Fails a connection with a close frame (1009 for an oversized frame) rather
+    than autobahn's default of dropping TCP, so the client can tell why."""
+
+    def setProtocolOptions(self, **options) -> None:  # noqa: N802 (autobahn's name)
+        super().setProtocolOptions(failByDrop=False, **options)
+
+
 if __name__ == "__main__":
+    daphne.server.WebSocketFactory = ClosingWebSocketFactory
     CommandLineInterface().run(daphne_args(sys.argv[1:]))

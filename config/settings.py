@@ -132,7 +132,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # tests); the Docker image runs collectstatic.
 WHITENOISE_USE_FINDERS = True
 # ...and then the missing STATIC_ROOT is expected, not worth a warning.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at")
 
 # --- Redis: the channel layer and Celery's broker -------------------------
 

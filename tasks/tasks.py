@@ -31,6 +31,20 @@ def import_contacts(user_id: int) -> str:
     return f"Imported {len(contacts)} contacts."
 
 
+@shared_task(
+    bind=True,
+    notify_title="Invoice sync",
+    autoretry_for=(ConnectionError,),
+    retry_kwargs={"max_retries": 3, "countdown": 0.5},
+)
+def sync_invoices(self, user_id: int, fail_times: int = 2) -> str:
+    """Fails its first `fail_times` attempts, as a flaky upstream API would."""
+    report_progress(0, f"Attempt {self.request.retries + 1}")
+    if self.request.retries < fail_times:
+        raise ConnectionError("the billing API timed out")
+    return f"Invoices are in sync after {self.request.retries + 1} attempts."
+
+
 @shared_task(notify_title="Cache warm-up")
 def warm_cache(user_id: int) -> str:
     return "The dashboard cache is warm."

@@ -14,6 +14,7 @@ STARTABLE = {
     "report": tasks.generate_report,
     "import": tasks.import_contacts,
     "quick": tasks.warm_cache,
+    "flaky": tasks.sync_invoices,
 }
 
 

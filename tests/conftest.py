@@ -26,6 +26,7 @@ def use_redis(url: str) -> None:
             "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [redis_host(url)]},
         }
     }
+    settings.CELERY_BROKER_URL = url
     channel_layers.backends.clear()
     app.conf.broker_url = url
 

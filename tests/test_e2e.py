@@ -120,3 +120,32 @@ async def test_anonymous_socket_is_told_to_log_in(stack):
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd.code == 4401
+
+
+async def test_a_retried_task_ends_in_exactly_one_notification(stack):
+    erin = await asyncio.to_thread(Browserless, stack, "erin")
+    async with Socket(stack, erin) as socket:
+        await socket.next()
+        task_id = await asyncio.to_thread(erin.start_task, "flaky")
+        messages = await socket.until(lambda m: m["type"] == "notification")
+        attempts = [m["message"] for m in messages if m["type"] == "progress"]
+        assert attempts == ["Attempt 1", "Attempt 2", "Attempt 3"]
+        done = messages[-1]
+        assert (done["level"], done["task_id"]) == ("success", task_id)
+        assert done["body"] == "Invoices are in sync after 3 attempts."
+        # Nothing else follows: no notice per failed attempt, no second final one.
+        with pytest.raises(TimeoutError):
+            await socket.next(timeout=1)
+
+
+async def test_oversized_frame_is_refused_with_1009_and_others_keep_receiving(stack):
+    frank = await asyncio.to_thread(Browserless, stack, "frank")
+    async with Socket(stack, frank) as big, Socket(stack, frank) as steady:
+        await big.next()
+        await steady.next()
+        await big.ws.send("x" * (64 * 1024 + 1))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await big.next()
+        assert closed.value.rcvd.code == 1009
+        await asyncio.to_thread(stack.manage, "notify", "Still here", "--user", "frank")
+        assert (await steady.next())["title"] == "Still here"
