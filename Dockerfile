@@ -13,4 +13,4 @@ RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_DEBUG=false python manage.py col
 RUN useradd --create-home app
 USER app
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+CMD ["python", "-m", "config.serve", "-b", "0.0.0.0", "-p", "8000"]

@@ -67,6 +67,10 @@ def main() -> int:
                 "prefork",
                 "--concurrency",
                 "2",
+                # Embedded beat runs the periodic pruning; production runs a beat service.
+                "--beat",
+                "--schedule",
+                str(BASE_DIR / ".run" / "celerybeat-schedule"),
                 "--loglevel",
                 "INFO",
             ]

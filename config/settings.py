@@ -186,12 +186,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # answer 503 instead of hanging.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 
+CELERY_BEAT_SCHEDULE = {
+    "prune-read-notifications": {
+        "task": "worker.tasks.prune_notifications",
+        "schedule": envint("NOTIFICATIONS_PRUNE_EVERY", 6 * 3600),
+    },
+}
+
 # --- Notifications ---------------------------------------------------------
 
 # Seconds a sync notify() waits for Redis before logging a warning and moving on.
 NOTIFICATIONS_SEND_TIMEOUT = float(os.getenv("NOTIFICATIONS_SEND_TIMEOUT", "5"))
 # How many missed notifications a reconnecting socket replays; the rest stay in the inbox.
 NOTIFICATIONS_REPLAY_LIMIT = envint("NOTIFICATIONS_REPLAY_LIMIT", 100)
+# Read notifications older than this are pruned (beat task and manage.py
+# prune_notifications); unread ones are always kept.
+NOTIFICATIONS_RETENTION_DAYS = float(os.getenv("NOTIFICATIONS_RETENTION_DAYS", "90"))
 # How many ids one "read" frame may name.
 NOTIFICATIONS_READ_BATCH = 500
 # Frames a socket may send per second (sustained, and in a burst) before it is
