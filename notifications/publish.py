@@ -85,21 +85,29 @@ _sender = _SenderLoop()
 
 
 async def _send(pairs: list[tuple[str, dict]]) -> int:
-    """group_send each (group, message); returns how many failed (and logs why)."""
+    """group_send each (group, message); returns how many failed, logged once per batch."""
     layer = get_channel_layer()
     limit = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def one(group: str, message: dict) -> bool:
+    async def one(group: str, message: dict) -> Exception | None:
         async with limit:
             try:
                 await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
-                return True
-            except Exception as exc:  # Redis down, timeouts: the row is saved anyway
-                log.warning("could not send %s to %s: %r", message["type"], group, exc)
-                return False
+            except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
+                return exc
+            return None
 
-    results = await asyncio.gather(*(one(group, message) for group, message in pairs))
-    return results.count(False)
+    errors = [e for e in await asyncio.gather(*(one(g, m) for g, m in pairs)) if e is not None]
+    if errors:
+        log.warning(
+            "could not send %d of %d %s message(s), e.g. to %s: %r",
+            len(errors),
+            len(pairs),
+            pairs[0][1]["type"],
+            pairs[0][0],
+            errors[0],
+        )
+    return len(errors)
 
 
 def _send_sync(pairs: list[tuple[str, dict]]) -> None:

@@ -130,4 +130,4 @@ def test_unreachable_redis_still_saves_and_warns(alice, caplog, redis_server):
     finally:
         use_redis(redis_server.url)
     assert Notification.objects.filter(pk=n.pk).exists()
-    assert "could not send notification to user." in caplog.text
+    assert "could not send 1 of 1 notification message(s)" in caplog.text
