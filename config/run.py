@@ -81,6 +81,8 @@ def main() -> int:
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # Ctrl-C reaches the children too (same process group); we wait for them.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     status = 0
     try:
