@@ -30,6 +30,12 @@ def use_redis(url: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing() -> None:
+    """Users made in-process need no slow hash (the real stack keeps the default)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def redis_server(tmp_path_factory):
     """A redis-server of our own: no test ever touches a Redis it did not start."""
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
