@@ -26,9 +26,18 @@ sync_api = pytest.importorskip(
 Browser, BrowserContext, Page = sync_api.Browser, sync_api.BrowserContext, sync_api.Page
 expect = sync_api.expect
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
 CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    # Decided before any fixture starts a stack that no browser would use.
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"BROWSER TESTS NOT RUN: no Chromium at {CHROMIUM}. "
+        "Install Debian's `chromium` package (.ci/run does) to run them.",
+    ),
+]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -50,11 +59,6 @@ expect.set_options(timeout=10_000)
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the whole module; each test gets a fresh context."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"BROWSER TESTS NOT RUN: no Chromium at {CHROMIUM}. "
-            "Install Debian's `chromium` package (.ci/run does) to run them."
-        )
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # evidence of an earlier run misleads
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
