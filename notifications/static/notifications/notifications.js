@@ -94,7 +94,6 @@
 
   function connect() {
     retryTimer = null;
-    setStatus(everConnected ? "reconnecting" : "connecting");
     socket = new WebSocket(socketUrl());
     socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
     socket.addEventListener("close", onClose);
@@ -109,7 +108,8 @@
     }
     // Retry even when the browser says it is offline: that flag can be wrong,
     // and when it is right the "online" event cuts the wait short.
-    setStatus(navigator.onLine ? "reconnecting" : "offline");
+    if (!navigator.onLine) setStatus("offline");
+    else setStatus(everConnected ? "reconnecting" : "connecting");
     scheduleRetry();
   }
 
