@@ -7,6 +7,7 @@ from notifications.tickets import ticket_view
 
 urlpatterns = [
     path("", include("tasks.urls")),
+    path("api/notifications/", include("notifications.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -29,3 +29,23 @@ def missed(user_id: int, after: int, limit: int) -> tuple[list[dict], int]:
         rows = rows[:limit]
         skipped = newer.count() - limit
     return [messages.notification(n) for n in reversed(rows)], skipped
+
+
+def listed(n: Notification) -> dict:
+    """A notification as the HTTP API lists it: the WebSocket message plus `read`."""
+    return {**messages.notification(n), "read": n.read_at is not None}
+
+
+def page(user_id: int, *, after: int | None, limit: int) -> list[dict]:
+    """The user's newest `limit` notifications, newest first; with `after`,
+    the `limit` that follow that id, oldest first (a client catching up)."""
+    mine = Notification.objects.filter(recipient_id=user_id)
+    if after is None:
+        rows = mine.order_by("-pk")[:limit]
+    else:
+        rows = mine.filter(pk__gt=after).order_by("pk")[:limit]
+    return [listed(n) for n in rows]
+
+
+def owns(user_id: int, notification_id: int) -> bool:
+    return Notification.objects.filter(recipient_id=user_id, pk=notification_id).exists()

@@ -36,6 +36,7 @@ SEND_CONCURRENCY = 64
 User = get_user_model()
 TITLE_MAX = Notification._meta.get_field("title").max_length
 URL_MAX = Notification._meta.get_field("url").max_length
+ID_MAX = 2**63 - 1  # the largest primary key a BigAutoField can hold
 
 
 def user_group(user_id: int) -> str:
@@ -284,7 +285,9 @@ async def amark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int
 def _mark_read_rows(user_id: int, ids: Iterable[int] | None) -> tuple[list[int], dict]:
     unread = Notification.objects.filter(recipient_id=user_id, read_at__isnull=True)
     if ids is not None:
-        unread = unread.filter(pk__in=list(ids))
+        # An id past the 64-bit range (JSON allows any size) names no row, and
+        # in an `IN (...)` list the database driver raises on it instead.
+        unread = unread.filter(pk__in=[i for i in ids if 0 < i <= ID_MAX])
     with transaction.atomic():
         changed = list(unread.select_for_update().values_list("pk", flat=True))
         Notification.objects.filter(pk__in=changed).update(read_at=timezone.now())

@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from notifications import notify, notify_all, notify_many
+from notifications import mark_read, notify, notify_all, notify_many
 from notifications.models import Notification
 from notifications.publish import user_group
 
@@ -131,3 +131,8 @@ def test_unreachable_redis_still_saves_and_warns(alice, caplog, redis_server):
         use_redis(redis_server.url)
     assert Notification.objects.filter(pk=n.pk).exists()
     assert "could not send 1 of 1 notification message(s)" in caplog.text
+
+
+def test_mark_read_ignores_ids_no_database_can_hold(alice, redis_server):
+    n = notify(alice, "Unread")
+    assert mark_read(alice.pk, [2**70, -1, n.pk]) == [n.pk]

@@ -1,0 +1,38 @@
+"""The template tags that put the client on any page."""
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.template import engines
+from django.test import RequestFactory
+
+PAGE = (
+    "{% load notifications_tags %}{% notifications_styles %}"
+    "<header>{% notifications_widget %}</header>{% notifications_script %}"
+)
+
+
+def render(user) -> str:
+    request = RequestFactory().get("/any/page/")
+    request.user = user
+    return engines["django"].from_string(PAGE).render({}, request)
+
+
+def test_anonymous_visitors_get_no_widget_but_pages_still_render():
+    html = render(AnonymousUser())
+    assert "data-notifications" not in html
+    assert 'src="/static/notifications/notifications.js" defer' in html
+
+
+@pytest.mark.django_db
+def test_widget_tells_the_script_every_url_it_needs(alice):
+    html = render(alice)
+    for attribute in (
+        f'data-user-id="{alice.pk}"',
+        'data-login-url="/accounts/login/"',
+        'data-api-url="/api/notifications/"',
+        'data-ws-path="/ws/notifications/"',
+        "data-csrf-token=",
+        'aria-live="polite"',
+    ):
+        assert attribute in html
+    assert 'href="/static/notifications/notifications.css"' in html
