@@ -3,7 +3,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config.health import healthz
-from notifications.tickets import ticket_view
 
 urlpatterns = [
     path("", include("tasks.urls")),
@@ -12,5 +11,4 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    path("api/notifications/ticket/", ticket_view, name="notification-ticket"),
 ]

@@ -14,8 +14,6 @@ import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_POST
 
 SALT = "notifications.ticket"
 
@@ -42,12 +40,3 @@ def redeem(ticket: str):
     if not burnt:
         return None
     return get_user_model().objects.filter(pk=payload["user"], is_active=True).first()
-
-
-@require_POST
-def ticket_view(request: HttpRequest) -> JsonResponse:
-    if not request.user.is_authenticated:
-        return JsonResponse({"error": "login required"}, status=401)
-    return JsonResponse(
-        {"ticket": issue(request.user.pk), "expires_in": settings.NOTIFICATIONS_TICKET_TTL}
-    )

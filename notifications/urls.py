@@ -11,4 +11,5 @@ urlpatterns = [
     path("unread-count/", views.unread_count, name="unread-count"),
     path("<int:notification_id>/read/", views.mark_one_read, name="read"),
     path("read-all/", views.mark_all_read, name="read-all"),
+    path("ticket/", views.ticket, name="ticket"),
 ]

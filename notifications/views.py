@@ -7,10 +7,11 @@ tell the user's other tabs). CSRF applies to the writes as to any Django view.
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications import inbox, publish
+from notifications import inbox, publish, tickets
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -85,3 +86,12 @@ def mark_one_read(request: HttpRequest, notification_id: int) -> JsonResponse:
 def mark_all_read(request: HttpRequest) -> JsonResponse:
     changed = publish.mark_read(request.user.pk, None)
     return JsonResponse({"ids": changed, "unread": inbox.unread_count(request.user.pk)})
+
+
+@require_POST
+@api_login_required
+def ticket(request: HttpRequest) -> JsonResponse:
+    """A socket ticket for a client that cannot send the session cookie (see tickets.py)."""
+    return JsonResponse(
+        {"ticket": tickets.issue(request.user.pk), "expires_in": settings.NOTIFICATIONS_TICKET_TTL}
+    )

@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
+from notifications.views import api_login_required
 from tasks import tasks
 
 STARTABLE = {
@@ -24,10 +25,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@api_login_required
 def start(request: HttpRequest) -> JsonResponse:
     """Start a demo task for the caller; answers {"task_id": ...} (CSRF applies)."""
-    if not request.user.is_authenticated:
-        return JsonResponse({"error": "login required"}, status=401)
     name = request.POST.get("task", "report")
     task = STARTABLE.get(name)
     if task is None:

@@ -1,10 +1,15 @@
-"""Opening sockets on the project's real ASGI stack (origin check, auth, consumer)."""
+"""Sockets on the project's real ASGI stack (origin check, auth, consumer), and
+bare channel-layer listeners joined to a user's group."""
 
-from asgiref.sync import sync_to_async
+import asyncio
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from config.asgi import application
+from notifications.publish import user_group
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
@@ -24,3 +29,25 @@ async def open_socket(user=None, path="/ws/notifications/", origin=ORIGIN):
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
+
+
+class Listener:
+    """A channel joined to a user's group, as a consumer would be."""
+
+    def __init__(self, user_id: int) -> None:
+        self.layer = get_channel_layer()
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(user_group(user_id), self.channel)
+
+    def receive(self, timeout: float = 5) -> dict:
+        async def one():
+            return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+
+        return async_to_sync(one)()["message"]
+
+    def receives_nothing(self, timeout: float = 0.5) -> bool:
+        try:
+            self.receive(timeout)
+        except TimeoutError:
+            return True
+        return False

@@ -5,7 +5,7 @@ from django.test import Client
 
 from notifications import mark_read, notify
 from notifications.models import Notification
-from tests.test_publish import Listener
+from tests.sockets import Listener
 
 pytestmark = pytest.mark.django_db
 

@@ -3,39 +3,13 @@
 import logging
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from notifications import mark_read, notify, notify_all, notify_many
 from notifications.models import Notification
-from notifications.publish import user_group
+from tests.sockets import Listener
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Listener:
-    """A channel joined to a user's group, as a consumer would be."""
-
-    def __init__(self, user_id: int) -> None:
-        self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(user_group(user_id), self.channel)
-
-    def receive(self, timeout: float = 5) -> dict:
-        import asyncio
-
-        async def one():
-            return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
-
-        return async_to_sync(one)()["message"]
-
-    def receives_nothing(self, timeout: float = 0.5) -> bool:
-        try:
-            self.receive(timeout)
-        except TimeoutError:
-            return True
-        return False
 
 
 def test_notify_saves_then_sends_to_the_users_group(alice, redis_server):
