@@ -88,8 +88,8 @@ def mark_all_read(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ids": changed, "unread": inbox.unread_count(request.user.pk)})
 
 
-@require_POST
 @api_login_required
+@require_POST
 def ticket(request: HttpRequest) -> JsonResponse:
     """A socket ticket for a client that cannot send the session cookie (see tickets.py)."""
     return JsonResponse(

@@ -24,8 +24,8 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "tasks/home.html")
 
 
-@require_POST
 @api_login_required
+@require_POST
 def start(request: HttpRequest) -> JsonResponse:
     """Start a demo task for the caller; answers {"task_id": ...} (CSRF applies)."""
     name = request.POST.get("task", "report")
