@@ -39,7 +39,12 @@ class Tab:
         (its close code says why) and OSError when nothing listens.
         """
         query = "" if self.last_id is None else f"?after={self.last_id}"
-        self.ws = await websockets.connect(self.url + query, additional_headers=self.headers)
+        # An unbounded queue, as in a browser: with websockets' default, a full
+        # queue stops reading the socket, so close() never sees the server's
+        # close frame and waits for its timeout.
+        self.ws = await websockets.connect(
+            self.url + query, additional_headers=self.headers, max_queue=None
+        )
         hello = await self.next()
         if hello["type"] != "hello":
             raise AssertionError(f"expected hello first, got {hello}")
