@@ -179,8 +179,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task must not wait an hour for redelivery after a worker dies; this must
 # stay longer than the longest task, or a running task is delivered twice.
+visibility_timeout = envint("CELERY_VISIBILITY_TIMEOUT", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "visibility_timeout": visibility_timeout,
+    # Live workers look for overdue messages every interval x throttle seconds:
+    # 100 s with kombu's defaults, whatever the timeout. Look every tenth of the
+    # timeout (1 to 10 s; one sweep is one ZRANGE), so a dead worker's task comes
+    # back soon after its timeout.
+    "unacked_restore_interval": max(1, min(10, visibility_timeout // 10)),
+    "unacked_restore_throttle": 1,
 }
 # Publishing a task gives up quickly when the broker is down, so a view can
 # answer 503 instead of hanging.

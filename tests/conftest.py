@@ -1,8 +1,5 @@
 """Shared fixtures: a private Redis for the whole run, named users, the real stack."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 from channels.layers import channel_layers
 from django.conf import settings
@@ -10,9 +7,7 @@ from django.conf import settings
 from config.redis_server import RedisServer
 from config.settings import redis_host
 from tests.sockets import open_socket
-from tests.stack import Stack
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+from tests.stack import running
 
 
 def use_redis(url: str) -> None:
@@ -97,14 +92,5 @@ async def sockets():
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """Daphne, a Celery worker and their own Redis, for the end-to-end tests."""
-    workdir = tmp_path_factory.mktemp("stack")
-    running = Stack(workdir).start()
-    yield running
-    running.stop()
-    keep_logs(workdir, "stack")
-
-
-def keep_logs(workdir: Path, name: str) -> None:
-    target = ARTIFACTS / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(workdir, target, ignore=shutil.ignore_patterns("*.sqlite3*", "dump.rdb"))
+    with running(tmp_path_factory.mktemp("stack"), "stack") as started:
+        yield started

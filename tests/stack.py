@@ -1,23 +1,34 @@
 """The real stack for end-to-end tests: private Redis, Daphne and a Celery worker.
 
 Each process writes its log to the stack's directory, which the tests keep
-under test-artifacts/ so a failure can be read afterwards.
+under test-artifacts/ so a failure can be read afterwards. When the test run
+uses PostgreSQL (DATABASE_URL), the stack gets a database of its own on that
+server, created at start and dropped at stop; otherwise a SQLite file.
 """
 
+import contextlib
 import http.cookiejar
 import json
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from config.redis_server import RedisServer, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+ARTIFACTS = BASE_DIR / "test-artifacts"
 PASSWORD = "a-long-test-password"
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 
@@ -34,50 +45,132 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)
 
 
+class PostgresDatabase:
+    """A database of the stack's own on the PostgreSQL server at `server_url`."""
+
+    def __init__(self, server_url: str) -> None:
+        self.name = f"e2e_{secrets.token_hex(6)}"
+        server = urllib.parse.urlsplit(server_url)
+        self.admin_url = server._replace(path="/postgres").geturl()
+        self.url = server._replace(path=f"/{self.name}").geturl()
+
+    def create(self) -> str:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        return self.url
+
+    def drop(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+            )
+
+
 class Stack:
-    def __init__(self, workdir: Path, redis_url: str | None = None) -> None:
+    """Redis, Daphne and Celery processes on a database of their own.
+
+    `env` adds settings for every process of the stack; with `shards=2` the
+    channel layer is sharded over two Redis servers (the first is also the broker).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        redis_url: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        shards: int = 1,
+    ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.redis: RedisServer | None = None
+        self.redis_servers: list[RedisServer] = []
         self.redis_url = redis_url
+        self.shards = shards
+        self.database: PostgresDatabase | None = None
         self.ports: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.user_ids: dict[str, int] = {}
         self.env = dict(os.environ)
+        self.extra_env = env or {}
+
+    @property
+    def redis(self) -> RedisServer | None:
+        """The Redis server the broker and the layer's first shard use (when the stack owns it)."""
+        return self.redis_servers[0] if self.redis_servers else None
+
+    def http_url(self, daphne: str = "daphne") -> str:
+        return f"http://127.0.0.1:{self.ports[daphne]}"
+
+    def ws_url_of(self, daphne: str) -> str:
+        return f"ws://127.0.0.1:{self.ports[daphne]}/ws/notifications/"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['daphne']}"
+        return self.http_url()
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.ports['daphne']}/ws/notifications/"
+        return self.ws_url_of("daphne")
 
     def start(self) -> "Stack":
         if self.redis_url is None:
-            self.redis = RedisServer(self.workdir / "redis").start()
-            self.redis_url = self.redis.url
+            for shard in range(self.shards):
+                self.redis_servers.append(RedisServer(self.workdir / f"redis-{shard}").start())
+            self.redis_url = self.redis_servers[0].url
         self.env.update(
             DJANGO_DEBUG="false",
             DJANGO_SECRET_KEY="e2e-secret-key-" + "x" * 40,
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-            DATABASE_URL=self.env.get("E2E_DATABASE_URL")
-            or f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            DATABASE_URL=self._database_url(),
             REDIS_URL=self.redis_url,
             CELERY_BROKER_URL=self.redis_url,
             PYTHONUNBUFFERED="1",
         )
         self.env.pop("CHANNEL_REDIS_URLS", None)
+        if len(self.redis_servers) > 1:
+            self.env["CHANNEL_REDIS_URLS"] = ",".join(s.url for s in self.redis_servers)
+        self.env.update(self.extra_env)
         self.manage("migrate", "--verbosity", "0")
-        self.manage(
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User\n"
-            f"for name in {USERS!r}:\n"
-            f"    User.objects.create_user(name, password={PASSWORD!r})",
-        )
+        self.create_users(*USERS)
         self.start_daphne()
         self.start_worker()
         return self
+
+    def _database_url(self) -> str:
+        server = os.environ.get("DATABASE_URL", "")
+        if server.startswith(("postgres://", "postgresql://")):
+            self.database = PostgresDatabase(server)
+            return self.database.create()
+        return f"sqlite:///{self.workdir / 'db.sqlite3'}"
+
+    def create_users(self, *names: str) -> None:
+        """Users who log in with PASSWORD; their ids go into `user_ids`."""
+        result = self.manage(
+            "shell",
+            "--verbosity",
+            "0",
+            "-c",
+            "import json\n"
+            "from django.contrib.auth.models import User\n"
+            f"users = [User.objects.create_user(n, password={PASSWORD!r}) for n in {names!r}]\n"
+            "print(json.dumps({user.username: user.pk for user in users}))",
+        )
+        self.user_ids.update(json.loads(result.stdout))
+
+    def notifications(self, username: str) -> list[dict]:
+        """The user's saved notifications, oldest first, as the database holds them."""
+        result = self.manage(
+            "shell",
+            "--verbosity",
+            "0",
+            "-c",
+            "import json\n"
+            "from notifications.models import Notification\n"
+            f"rows = Notification.objects.filter(recipient__username={username!r})\n"
+            "fields = ('id', 'title', 'level', 'task_id')\n"
+            "print(json.dumps(list(rows.order_by('id').values(*fields))))",
+        )
+        return json.loads(result.stdout)
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -146,6 +239,14 @@ class Stack:
         )
         wait_for(lambda: " ready." in self.log(name), 60, f"Celery {name} to be ready")
 
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and all its children at once, as when its machine dies."""
+        process = self.processes.pop(name)
+        for pid in [process.pid, *child_pids(process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(10)
+
     def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name)
         if process.poll() is None:
@@ -159,18 +260,47 @@ class Stack:
     def stop(self) -> None:
         for name in list(self.processes):
             self.stop_process(name)
-        if self.redis:
-            self.redis.stop()
+        for server in self.redis_servers:
+            server.stop()
+        if self.database:
+            self.database.drop()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The ids of a process's children (any of its threads may have forked them)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+@contextlib.contextmanager
+def running(workdir: Path, name: str, **options: Any) -> Iterator[Stack]:
+    """A started Stack (see Stack for `options`), stopped afterwards even if starting
+    failed; its logs are kept in test-artifacts/<name>."""
+    stack = Stack(workdir, **options)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+        keep_logs(workdir, name)
+
+
+def keep_logs(workdir: Path, name: str) -> None:
+    target = ARTIFACTS / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(workdir, target, ignore=shutil.ignore_patterns("*.sqlite3*", "dump.rdb"))
 
 
 class Browserless:
-    """A signed-in HTTP session (cookies and CSRF), as a browser would hold one."""
+    """A signed-in HTTP session (cookies and CSRF), as a browser would hold one,
+    talking to one Daphne of the stack."""
 
-    def __init__(self, stack: Stack, username: str) -> None:
-        self.stack = stack
+    def __init__(self, stack: Stack, username: str, daphne: str = "daphne") -> None:
+        self.base_url = stack.http_url(daphne)
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        self.opener.open(stack.base_url + "/accounts/login/", timeout=10)
+        self.opener.open(self.base_url + "/accounts/login/", timeout=10)
         response = self.post(
             "/accounts/login/", {"username": username, "password": PASSWORD, "next": "/"}
         )
@@ -187,11 +317,11 @@ class Browserless:
 
     def post(self, path: str, form: dict) -> urllib.response.addinfourl:
         request = urllib.request.Request(
-            self.stack.base_url + path,
+            self.base_url + path,
             data=urllib.parse.urlencode(form).encode(),
             headers={
                 "X-CSRFToken": self.cookies.get("csrftoken", ""),
-                "Referer": self.stack.base_url + "/",
+                "Referer": self.base_url + "/",
             },
         )
         return self.opener.open(request, timeout=10)

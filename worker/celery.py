@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from worker import broker  # noqa: F401 (keeps the worker alive when Redis drops; see broker.py)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("worker")

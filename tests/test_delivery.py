@@ -1,0 +1,115 @@
+"""Delivery guarantees on the real stack: order, race-free replay, bounded replay."""
+
+import asyncio
+import contextlib
+import random
+
+import pytest
+from django.conf import settings
+
+from tests.stack import Browserless, Stack
+from tests.tab import Tab
+
+pytestmark = pytest.mark.e2e
+
+USERS = ("grace", "heidi", "ivan", "judy")
+
+
+def publish(username: str, count: int, title: str) -> list[str]:
+    """manage.py arguments that notify() `username` `count` times, one after another."""
+    return [
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "from django.contrib.auth.models import User\n"
+        "from notifications import notify\n"
+        f"user = User.objects.get(username={username!r})\n"
+        f"for i in range({count}):\n"
+        f"    notify(user, f'{title} {{i}}')",
+    ]
+
+
+@pytest.fixture(scope="module")
+def users(stack: Stack) -> None:
+    stack.create_users(*USERS)
+
+
+@pytest.fixture
+async def tabs(stack: Stack, users):
+    """Opens signed-in tabs, and closes them after the test even when it fails."""
+    opened: list[Tab] = []
+
+    async def open_(username: str) -> Tab:
+        session = await asyncio.to_thread(Browserless, stack, username)
+        tab = Tab(stack, session)
+        opened.append(tab)
+        await tab.connect()
+        return tab
+
+    yield open_
+    for tab in opened:
+        await tab.close()
+
+
+async def test_a_users_notifications_arrive_in_the_order_they_were_created(stack, tabs):
+    tab = await tabs("grace")
+    await asyncio.to_thread(stack.manage, *publish("grace", 200, "Notice"))
+    messages = await tab.until(lambda m: m.get("title") == "Notice 199")
+    assert [m["title"] for m in messages] == [f"Notice {i}" for i in range(200)]
+    ids = [m["id"] for m in messages]
+    assert ids == sorted(set(ids))
+
+
+async def test_notices_from_concurrent_publishers_each_arrive_once_and_in_order(stack, tabs):
+    tab = await tabs("judy")
+    publishers = [asyncio.to_thread(stack.manage, *publish("judy", 40, f"P{p}")) for p in range(3)]
+    await asyncio.gather(*publishers)
+    await tab.until(lambda m: len(tab.notification_ids) == 120)
+    titles = [m["title"] for m in tab.received if m["type"] == "notification"]
+    # Each publisher's notices in its own order. Between publishers a notice
+    # saved a moment later can overtake another on the way.
+    for p in range(3):
+        assert [t for t in titles if t.startswith(f"P{p} ")] == [f"P{p} {i}" for i in range(40)]
+    assert len(set(tab.notification_ids)) == 120
+
+
+async def test_reconnecting_while_notices_are_published_loses_none_and_repeats_none(stack, tabs):
+    tab = await tabs("heidi")
+    publisher = asyncio.create_task(asyncio.to_thread(stack.manage, *publish("heidi", 300, "N")))
+    rng = random.Random(4)
+    replays = 0
+    while not publisher.done():
+        # A few live messages (or none), then drop the socket and resume with
+        # ?after=: each replay runs while new notices are being saved and sent.
+        with contextlib.suppress(TimeoutError):
+            for _ in range(rng.randint(0, 5)):
+                await tab.next(timeout=0.2)
+        await tab.close()
+        away_after = tab.last_id
+        hello = await tab.connect()
+        replays += hello["last_id"] > away_after
+        # Take the whole replay, so the tab never falls behind by more than
+        # the replay limit (a longer absence is the next test's subject).
+        while tab.last_id < hello["last_id"]:
+            await tab.next()
+    await publisher
+    saved = [n["id"] for n in await asyncio.to_thread(stack.notifications, "heidi")]
+    await tab.expect(lambda m: m["type"] == "notification" and m["id"] == saved[-1])
+    assert replays > 10  # reconnections that had notices to catch up on
+    assert tab.notification_ids == saved
+
+
+async def test_a_long_absence_replays_the_newest_and_says_how_many_are_left_out(stack, tabs):
+    limit = settings.NOTIFICATIONS_REPLAY_LIMIT  # the stack runs with the same environment
+    tab = await tabs("ivan")
+    away_after = tab.last_id
+    await tab.close()
+    await asyncio.to_thread(stack.manage, *publish("ivan", limit + 7, "Missed"))
+
+    await tab.connect()
+    assert await tab.next() == {"type": "truncated", "after": away_after, "count": 7}
+    replay = [await tab.next() for _ in range(limit)]
+    assert [m["title"] for m in replay] == [f"Missed {i}" for i in range(7, limit + 7)]
+    ids = [m["id"] for m in replay]
+    assert ids == sorted(set(ids))

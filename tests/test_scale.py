@@ -1,0 +1,117 @@
+"""Scale-out on real processes: two Daphnes and two workers on one Redis, and a
+channel layer sharded over two Redis servers."""
+
+import asyncio
+import json
+
+import pytest
+import redis
+from channels_redis.utils import _consistent_hash
+
+from notifications.publish import user_group
+from tests.stack import Browserless, Stack, running, wait_for
+from tests.tab import Tab
+
+pytestmark = pytest.mark.e2e
+
+DAPHNES = ("daphne", "daphne2")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two Daphnes and two Celery workers sharing one Redis."""
+    with running(tmp_path_factory.mktemp("cluster"), "scale-cluster") as stack:
+        stack.start_daphne("daphne2")
+        stack.start_worker("worker2")
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    """Two Daphnes and a worker whose channel layer is sharded over two Redis servers."""
+    with running(tmp_path_factory.mktemp("sharded"), "scale-sharded", shards=2) as stack:
+        # The first users' groups (user.1 to user.7) all hash to the first
+        # shard; a few more users reach the second.
+        stack.create_users("kim", "leo", "mia", "ned")
+        stack.start_daphne("daphne2")
+        yield stack
+
+
+async def open_tabs(stack: Stack, username: str) -> tuple[Browserless, dict[str, Tab]]:
+    """A signed-in session and one tab on each Daphne."""
+    session = await asyncio.to_thread(Browserless, stack, username)
+    tabs = {daphne: Tab(stack, session, daphne) for daphne in DAPHNES}
+    for tab in tabs.values():
+        await tab.connect()
+    return session, tabs
+
+
+def is_notice(title: str):
+    return lambda m: m["type"] == "notification" and m["title"] == title
+
+
+async def test_tabs_on_either_daphne_get_what_both_workers_publish(cluster: Stack):
+    session, tabs = await open_tabs(cluster, "alice")
+    task_ids = [await asyncio.to_thread(session.start_task, "quick") for _ in range(6)]
+    for tab in tabs.values():
+        await tab.until(
+            lambda m, tab=tab: set(task_ids) <= {n.get("task_id") for n in tab.received}
+        )
+        await tab.close()
+        done = [m["task_id"] for m in tab.received if m["type"] == "notification"]
+        assert sorted(done) == sorted(task_ids)
+
+    def workers_that_ran() -> set[str]:
+        return {
+            worker
+            for worker in ("worker", "worker2")
+            for task_id in task_ids
+            if f"warm_cache[{task_id}] succeeded" in cluster.log(worker)
+        }
+
+    # Redis hands queued tasks to waiting workers in turn, so both took some.
+    assert wait_for(lambda: workers_that_ran() == {"worker", "worker2"}, 10, "both workers")
+
+
+async def test_management_command_reaches_tabs_on_both_daphnes(cluster: Stack):
+    _, tabs = await open_tabs(cluster, "bob")
+    await asyncio.to_thread(cluster.manage, "notify", "Both Daphnes", "--user", "bob")
+    for tab in tabs.values():
+        await tab.until(is_notice("Both Daphnes"))
+        await tab.close()
+
+
+async def test_marking_read_on_one_daphne_updates_the_tab_on_the_other(cluster: Stack):
+    _, tabs = await open_tabs(cluster, "carol")
+    await asyncio.to_thread(cluster.manage, "notify", "Read me", "--user", "carol")
+    notice = (await tabs["daphne"].until(is_notice("Read me")))[-1]
+    await tabs["daphne"].ws.send(json.dumps({"type": "read", "ids": [notice["id"]]}))
+    receipt = (await tabs["daphne2"].until(lambda m: m["type"] == "read"))[-1]
+    assert receipt == {"type": "read", "ids": [notice["id"]], "unread": 0}
+    for tab in tabs.values():
+        await tab.close()
+
+
+async def test_users_on_different_shards_each_get_their_notices(sharded: Stack):
+    shard_of = {_consistent_hash(user_group(pk), 2): name for name, pk in sharded.user_ids.items()}
+    first, second = shard_of[0], shard_of[1]
+    sessions, tabs = {}, {}
+    for name, daphne in ((first, "daphne"), (second, "daphne2")):
+        sessions[name] = await asyncio.to_thread(Browserless, sharded, name, daphne)
+        tabs[name] = Tab(sharded, sessions[name], daphne)
+        await tabs[name].connect()
+
+    # Each user's group lives on its own Redis server.
+    for shard, name in enumerate((first, second)):
+        server = redis.Redis.from_url(sharded.redis_servers[shard].url)
+        assert server.exists(f"asgi:group:{user_group(sharded.user_ids[name])}")
+        server.close()
+
+    await asyncio.to_thread(sharded.manage, "notify", "Sharded", "--user", first, "--user", second)
+    for name in (first, second):
+        await tabs[name].until(is_notice("Sharded"))
+        task_id = await asyncio.to_thread(sessions[name].start_task, "quick")
+        await tabs[name].until(lambda m, t=task_id: m.get("task_id") == t)
+        await tabs[name].close()
+        titles = [m["title"] for m in tabs[name].received if m["type"] == "notification"]
+        assert titles == ["Sharded", "Cache warm-up finished"]
