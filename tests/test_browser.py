@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS, keep_logs
-from tests.stack import PASSWORD, Stack
+from tests.stack import ARTIFACTS, PASSWORD, Stack, running
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",
@@ -316,11 +315,8 @@ def test_notices_sent_while_the_page_was_closed_are_there_when_it_reopens(stack,
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory) -> Iterator[Stack]:
     """A stack of this module's own, whose Daphne the tests stop and restart."""
-    workdir = tmp_path_factory.mktemp("browser-stack")
-    running = Stack(workdir).start()
-    yield running
-    running.stop()
-    keep_logs(workdir, "browser-stack")
+    with running(tmp_path_factory.mktemp("browser-stack"), "browser-stack") as stack:
+        yield stack
 
 
 def restart_daphne(stack: Stack, while_down=lambda: None) -> None:
