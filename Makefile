@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench
+.PHONY: run test lint format bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall whenever a requirements file changes.
-$(STAMP): $(BIN)/python requirements/base.txt requirements/dev.txt
+$(STAMP): $(BIN)/python requirements/base.txt requirements/dev.txt requirements/bench.txt
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements/dev.txt
 	touch $(STAMP)
 
@@ -27,3 +27,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The benchmark (bench/README.md): full sizes, results JSON and plots into docs/.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --out bench/results/full.json --plots docs $(BENCH_ARGS)
+
+# The CI size: under a minute.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke $(BENCH_ARGS)
