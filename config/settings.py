@@ -137,12 +137,16 @@ def redis_host(url: str) -> dict:
         "socket_keepalive": True,
         "health_check_interval": 30,
         "retry_on_timeout": True,
+        # Commands beyond this many at once wait up to `timeout` seconds for a
+        # free connection (see config/channel_layer.py) instead of failing.
+        "max_connections": envint("CHANNEL_REDIS_MAX_CONNECTIONS", 100),
+        "timeout": 10,
     }
 
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "config.channel_layer.RedisChannelLayer",
         "CONFIG": {
             # Several URLs, comma-separated, shard the layer across Redis servers.
             "hosts": [redis_host(url) for url in envlist("CHANNEL_REDIS_URLS", REDIS_URL)],
