@@ -9,6 +9,7 @@ a broadcast to every user. It prints a table and writes JSON (and PNG plots).
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -166,16 +167,18 @@ class Run:
         self.flush_redis()
         daphne = Daphne(self.workdir, self.env, f"{kind}-{self.size}").start()
         url = f"ws://127.0.0.1:{daphne.port}{PATHS[kind]}"
-        profiler = None
+        self.daphne = daphne
         try:
-            result = {"connect": self.connect(kind, daphne, url)}
-            if self.args.profile:
-                profiler = start_profiler(
-                    daphne.pid, self.args.profile / f"daphne-{kind}-{self.size}"
-                )
-            result["ceiling"] = self.ceiling(kind)
-            result["rates"] = [self.at_rate(kind, rate, daphne) for rate in self.args.rates]
-            result["broadcast"] = self.broadcast(kind)
+            with self.profiled(kind, "connect"):
+                result = {"connect": self.connect(kind, daphne, url)}
+            with self.profiled(kind, "ceiling"):
+                result["ceiling"] = self.ceiling(kind)
+            result["rates"] = []
+            for rate in self.args.rates:
+                with self.profiled(kind, f"rate{rate:g}"):
+                    result["rates"].append(self.at_rate(kind, rate, daphne))
+            with self.profiled(kind, "broadcast"):
+                result["broadcast"] = self.broadcast(kind)
             status = [c.call("status") for c in self.clients]
             result["sockets"] = {
                 "open_at_end": sum(s["open"] for s in status),
@@ -187,8 +190,26 @@ class Run:
             all_call(self.clients, [("close",)] * len(self.clients))
             return result
         finally:
-            stop_profiler(profiler)
             daphne.stop()
+
+    @contextlib.contextmanager
+    def profiled(self, kind: str, phase: str):
+        """With --profile, py-spy samples Daphne (and publisher 0) during one phase."""
+        if not self.args.profile:
+            yield
+            return
+        stem = self.args.profile / f"{kind}-{self.size}-{phase}"
+        profilers = [
+            start_profiler(self.daphne.pid, stem.with_name(stem.name + "-daphne")),
+            start_profiler(
+                self.publishers[0].process.pid, stem.with_name(stem.name + "-publisher")
+            ),
+        ]
+        try:
+            yield
+        finally:
+            for profiler in profilers:
+                stop_profiler(profiler)
 
     def connect(self, kind: str, daphne: Daphne, url: str) -> dict:
         """Open N sockets in steps, sampling Daphne's memory after each step."""
