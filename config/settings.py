@@ -182,6 +182,10 @@ NOTIFICATIONS_SEND_TIMEOUT = float(os.getenv("NOTIFICATIONS_SEND_TIMEOUT", "5"))
 NOTIFICATIONS_REPLAY_LIMIT = envint("NOTIFICATIONS_REPLAY_LIMIT", 100)
 # How many ids one "read" frame may name.
 NOTIFICATIONS_READ_BATCH = 500
+# Seconds between each process's copy of its metrics into Redis (see notifications/metrics.py).
+NOTIFICATIONS_METRICS_INTERVAL = float(os.getenv("NOTIFICATIONS_METRICS_INTERVAL", "5"))
+# When set, /metrics asks for "Authorization: Bearer <token>".
+METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
 
 LOGGING = {
     "version": 1,

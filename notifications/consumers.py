@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from notifications import inbox, messages, publish
+from notifications import inbox, messages, metrics, publish
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,14 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(publish.user_group(self.user_id), self.channel_name)
         except Exception as exc:
             log.warning("cannot join group for user %s: %r", self.user_id, exc)
+            metrics.inc("notifications_channel_layer_errors_total")
             await self.accept()
             await self.close(code=CLOSE_UNAVAILABLE)
             return
         self.groups.append(publish.user_group(self.user_id))
         await self.accept()
+        self.counted = True
+        metrics.inc("notifications_connected_sockets")
         await self._greet(self._after())
 
     def _after(self) -> int | None:
@@ -75,6 +78,14 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             self.replayed.discard(message["id"])
             return
         await self.send_message(message)
+        metrics.inc(f'notifications_delivered_total{{type="{message["type"]}"}}')
+        if message["type"] == "notification":
+            metrics.observe_publish_to_send(message["created_at"])
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.inc("notifications_connected_sockets", -1)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:

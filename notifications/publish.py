@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from notifications import messages
+from notifications import messages, metrics
 from notifications.models import Level, Notification
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,15 @@ async def _send(pairs: list[tuple[str, dict]]) -> int:
     async def one(group: str, message: dict) -> bool:
         async with limit:
             try:
-                await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
-                return True
+                dropped = await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
             except Exception as exc:  # Redis down, timeouts: the row is saved anyway
                 log.warning("could not send %s to %s: %r", message["type"], group, exc)
+                metrics.inc("notifications_publish_failures_total")
                 return False
+            metrics.inc(f'notifications_published_total{{type="{message["type"]}"}}')
+            if dropped:  # config.channel_layer reports a full inbound queue
+                metrics.inc("notifications_channel_layer_dropped_total", dropped)
+            return True
 
     results = await asyncio.gather(*(one(group, message) for group, message in pairs))
     return results.count(False)
@@ -107,6 +111,7 @@ def _send_sync(pairs: list[tuple[str, dict]]) -> None:
         _sender.run(_send(pairs), settings.NOTIFICATIONS_SEND_TIMEOUT)
     except TimeoutError:
         log.warning("channel layer did not answer within %ss", settings.NOTIFICATIONS_SEND_TIMEOUT)
+        metrics.inc("notifications_publish_failures_total", len(pairs))
 
 
 def _send_on_commit(pairs: list[tuple[str, dict]]) -> None:
