@@ -21,7 +21,8 @@ bench/README.md for the figures):
   expire messages, the capacity script sent in full each time). Here it takes
   two: members in one pipeline, then one cached script (EVALSHA) that expires,
   checks capacity and adds. It also returns how many channels were over
-  capacity, which the library only logs at INFO, so a drop can be noticed.
+  capacity, which the library only logs at INFO, and adds a dropped message
+  again, to the full keys only, until its queue drains (see group_send).
 """
 
 import asyncio
@@ -32,6 +33,8 @@ import time
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import NoScriptError
+
+from notifications import metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +54,42 @@ return popped
 """
 
 # Per channel key: drop expired messages, then add the message unless the key
-# is at capacity. ARGV: messages, capacities, now, expiry. Returns how many
-# keys were over capacity (their message was dropped).
+# is at capacity. ARGV: messages, capacities, now, expiry. Returns the 1-based
+# positions of the keys that were over capacity (their message was not added).
 GROUP_SEND = """
 local n = #KEYS
 local now = tonumber(ARGV[2 * n + 1])
 local expiry = tonumber(ARGV[2 * n + 2])
-local over = 0
+local over = {}
 for i = 1, n do
     redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, now - expiry)
     if redis.call('ZCARD', KEYS[i]) < tonumber(ARGV[n + i]) then
         redis.call('ZADD', KEYS[i], now, ARGV[i])
         redis.call('EXPIRE', KEYS[i], expiry)
     else
-        over = over + 1
+        table.insert(over, i)
     end
 end
 return over
 """
 GROUP_SEND_SHA = hashlib.sha1(GROUP_SEND.encode()).hexdigest()
+# Seconds between attempts to add a dropped message again: its process's queue
+# was full (a stalled Daphne); these give it about 5 s to drain.
+REPAIR_DELAYS = (0.05, 0.2, 0.5, 1.0, 3.0)
 
 
 class RedisChannelLayer(BaseRedisChannelLayer):
-    def __init__(self, *args, receive_batch: int = 100, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        receive_batch: int = 100,
+        repair_delays: tuple[float, ...] = REPAIR_DELAYS,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.receive_batch = receive_batch
+        self.repair_delays = repair_delays
+        self._repairs: set[asyncio.Future] = set()
 
     def create_pool(self, index: int):
         host = dict(self.hosts[index])
@@ -132,7 +146,14 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         return [], None
 
     async def group_send(self, group: str, message: dict) -> int:
-        """Send to every channel in the group; returns how many were over capacity (dropped)."""
+        """Send to every channel in the group; returns how many were over capacity.
+
+        The library drops such a message with an INFO log. Here it is counted,
+        and added again to just the full keys (so no other socket gets it twice)
+        after each of REPAIR_DELAYS while the queue drains; only a queue that
+        stays full through all of them loses it, with an ERROR log. Either way
+        the database row remains, and a reconnecting client replays it.
+        """
         assert self.require_valid_group_name(group), "Group name not valid"
         key = self._group_key(group)
         connection = self.connection(self.consistent_hash(group))
@@ -148,19 +169,59 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         )
         dropped = 0
         for index, keys in by_connection.items():
-            args = [
-                *(messages[k] for k in keys),
-                *(capacities[k] for k in keys),
-                time.time(),
-                int(self.expiry),
-            ]
-            target = self.connection(index)
-            try:
-                dropped += await target.evalsha(GROUP_SEND_SHA, len(keys), *keys, *args)
-            except NoScriptError:  # first use on this server, or after SCRIPT FLUSH
-                dropped += await target.eval(GROUP_SEND, len(keys), *keys, *args)
+            items = [(k, messages[k], capacities[k]) for k in keys]
+            over = await self._add(index, items)
+            if over:
+                dropped += len(over)
+                self._record("dropped", len(over))
+                task = asyncio.ensure_future(self._repair(index, over, group))
+                self._repairs.add(task)
+                task.add_done_callback(self._repairs.discard)
         if dropped:
             log.warning(
-                "%s of %s channels over capacity in group %s", dropped, len(channel_names), group
+                "%s of %s channels over capacity in group %s; retrying",
+                dropped,
+                len(channel_names),
+                group,
             )
         return dropped
+
+    async def _add(self, index: int, items: list[tuple]) -> list[tuple]:
+        """Add each (key, message, capacity) unless full; returns the items that were full."""
+        keys = [key for key, _, _ in items]
+        args = [
+            *(message for _, message, _ in items),
+            *(capacity for _, _, capacity in items),
+            time.time(),
+            int(self.expiry),
+        ]
+        target = self.connection(index)
+        try:
+            over = await target.evalsha(GROUP_SEND_SHA, len(keys), *keys, *args)
+        except NoScriptError:  # first use on this server, or after SCRIPT FLUSH
+            over = await target.eval(GROUP_SEND, len(keys), *keys, *args)
+        return [items[int(position) - 1] for position in over]
+
+    async def _repair(self, index: int, items: list[tuple], group: str) -> None:
+        for delay in self.repair_delays:
+            await asyncio.sleep(delay)
+            try:
+                still_full = await self._add(index, items)
+            except Exception as exc:  # Redis away: keep trying until the delays run out
+                log.warning("retrying a dropped message for %s failed: %r", group, exc)
+                continue
+            self._record("repaired", len(items) - len(still_full))
+            items = still_full
+            if not items:
+                return
+        self._record("lost", len(items))
+        log.error(
+            "%s message(s) for %s lost: their Daphne's inbound queue stayed full for %.1f s",
+            len(items),
+            group,
+            sum(self.repair_delays),
+        )
+
+    def _record(self, outcome: str, count: int) -> None:
+        if count:
+            metrics.inc(f'notifications_channel_layer_drops_total{{outcome="{outcome}"}}', count)

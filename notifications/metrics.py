@@ -43,9 +43,10 @@ HELP = {
         "counter",
         "Channel-layer failures seen by sockets (joining a group failed).",
     ),
-    "notifications_channel_layer_dropped_total": (
+    "notifications_channel_layer_drops_total": (
         "counter",
-        "Messages the channel layer dropped because a process's inbound queue was full.",
+        "Messages refused by a full inbound queue (outcome=dropped), added again once it "
+        "drained (repaired), or given up after the retries (lost).",
     ),
     "notifications_publish_to_send_seconds": (
         "histogram",

@@ -92,14 +92,12 @@ async def _send(pairs: list[tuple[str, dict]]) -> int:
     async def one(group: str, message: dict) -> bool:
         async with limit:
             try:
-                dropped = await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
+                await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
             except Exception as exc:  # Redis down, timeouts: the row is saved anyway
                 log.warning("could not send %s to %s: %r", message["type"], group, exc)
                 metrics.inc("notifications_publish_failures_total")
                 return False
             metrics.inc(f'notifications_published_total{{type="{message["type"]}"}}')
-            if dropped:  # config.channel_layer reports a full inbound queue
-                metrics.inc("notifications_channel_layer_dropped_total", dropped)
             return True
 
     results = await asyncio.gather(*(one(group, message) for group, message in pairs))
