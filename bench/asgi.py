@@ -4,6 +4,7 @@ Both routes share one Daphne process, one Redis and the same session
 authentication and Origin check; only the consumer and its channel layer differ.
 """
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -29,3 +30,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+if os.getenv("BENCH_TUTORIAL_GC"):
+    # The tutorial's Daphne runs with CPython's default collector settings;
+    # config.asgi tunes them for ours (the benchmark runs one Daphne per consumer).
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)

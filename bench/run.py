@@ -165,7 +165,8 @@ class Run:
     def kind(self, kind: str) -> dict:
         log(f"[{self.size} users] {kind}: starting Daphne")
         self.flush_redis()
-        daphne = Daphne(self.workdir, self.env, f"{kind}-{self.size}").start()
+        env = {**self.env, "BENCH_TUTORIAL_GC": "1"} if kind == "tutorial" else self.env
+        daphne = Daphne(self.workdir, env, f"{kind}-{self.size}").start()
         url = f"ws://127.0.0.1:{daphne.port}{PATHS[kind]}"
         self.daphne = daphne
         try:
