@@ -142,6 +142,8 @@ async def serve(pipe: Connection) -> None:
             reply = await clients.connect_all(*args)
         elif command == "status":
             reply = clients.status()
+        elif command == "connected":
+            reply = sorted(clients.sockets)
         elif command == "take":
             reply = clients.take()
         elif command == "close":

@@ -37,6 +37,12 @@ def rows(size: dict) -> list[tuple[str, object, object, bool]]:
             get(tut, "connect", "per_second"),
             True,
         ),
+        (
+            "sockets connected",
+            get(ours, "connect", "connected"),
+            get(tut, "connect", "connected"),
+            False,
+        ),
         ("connect failures", get(ours, "connect", "failed"), get(tut, "connect", "failed"), False),
         (
             "handshake p99 ms",
