@@ -20,7 +20,8 @@ bench/README.md for the figures):
 - group_send took four sequential round trips (expire members, read them,
   expire messages, the capacity script sent in full each time). Here it takes
   two: members in one pipeline, then one cached script (EVALSHA) that expires,
-  checks capacity and adds. It also returns how many channels were over
+  checks capacity and adds; group_send_many does the same for many groups at
+  once (a broadcast). It also returns how many channels were over
   capacity, which the library only logs at INFO, and adds a dropped message
   again, to the full keys only, until its queue drains (see group_send).
 """
@@ -73,6 +74,9 @@ end
 return over
 """
 GROUP_SEND_SHA = hashlib.sha1(GROUP_SEND.encode()).hexdigest()
+# Messages per script call in group_send_many (a key may repeat: one Daphne
+# process holds the sockets of many users).
+SEND_CHUNK = 500
 # Seconds between attempts to add a dropped message again: its process's queue
 # was full (a stalled Daphne); these give it about 5 s to drain.
 REPAIR_DELAYS = (0.05, 0.2, 0.5, 1.0, 3.0)
@@ -154,36 +158,51 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         stays full through all of them loses it, with an ERROR log. Either way
         the database row remains, and a reconnecting client replays it.
         """
-        assert self.require_valid_group_name(group), "Group name not valid"
-        key = self._group_key(group)
-        connection = self.connection(self.consistent_hash(group))
-        pipe = connection.pipeline(transaction=False)
-        pipe.zremrangebyscore(key, min=0, max=int(time.time()) - self.group_expiry)
-        pipe.zrange(key, 0, -1)
-        _, members = await pipe.execute()
-        if not members:
-            return 0
-        channel_names = [member.decode("utf8") for member in members]
-        by_connection, messages, capacities = self._map_channel_keys_to_connection(
-            channel_names, message
-        )
+        return await self.group_send_many([(group, message)])
+
+    async def group_send_many(self, pairs: list[tuple[str, dict]]) -> int:
+        """group_send for many (group, message) pairs in a few round trips.
+
+        One pipeline reads every group's members, then one script call per
+        SEND_CHUNK messages adds them all: a notice to 5,000 users costs about
+        ten round trips instead of 20,000. Returns how many were over capacity.
+        """
+        by_host: dict[int, list[tuple[str, dict]]] = {}
+        for group, message in pairs:
+            assert self.require_valid_group_name(group), "Group name not valid"
+            by_host.setdefault(self.consistent_hash(group), []).append((group, message))
+        items_by_index: dict[int, list[tuple]] = {}
+        for index, host_pairs in by_host.items():
+            pipe = self.connection(index).pipeline(transaction=False)
+            oldest = int(time.time()) - self.group_expiry
+            for group, _ in host_pairs:
+                key = self._group_key(group)
+                pipe.zremrangebyscore(key, min=0, max=oldest)
+                pipe.zrange(key, 0, -1)
+            replies = await pipe.execute()
+            for (_, message), members in zip(host_pairs, replies[1::2], strict=True):
+                if not members:
+                    continue
+                names = [member.decode("utf8") for member in members]
+                by_connection, payloads, capacities = self._map_channel_keys_to_connection(
+                    names, message
+                )
+                for target, keys in by_connection.items():
+                    items_by_index.setdefault(target, []).extend(
+                        (k, payloads[k], capacities[k]) for k in keys
+                    )
         dropped = 0
-        for index, keys in by_connection.items():
-            items = [(k, messages[k], capacities[k]) for k in keys]
-            over = await self._add(index, items)
-            if over:
-                dropped += len(over)
-                self._record("dropped", len(over))
-                task = asyncio.ensure_future(self._repair(index, over, group))
-                self._repairs.add(task)
-                task.add_done_callback(self._repairs.discard)
+        for index, items in items_by_index.items():
+            for start in range(0, len(items), SEND_CHUNK):
+                over = await self._add(index, items[start : start + SEND_CHUNK])
+                if over:
+                    dropped += len(over)
+                    self._record("dropped", len(over))
+                    task = asyncio.ensure_future(self._repair(index, over))
+                    self._repairs.add(task)
+                    task.add_done_callback(self._repairs.discard)
         if dropped:
-            log.warning(
-                "%s of %s channels over capacity in group %s; retrying",
-                dropped,
-                len(channel_names),
-                group,
-            )
+            log.warning("%s message(s) over capacity; retrying", dropped)
         return dropped
 
     async def _add(self, index: int, items: list[tuple]) -> list[tuple]:
@@ -202,13 +221,13 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             over = await target.eval(GROUP_SEND, len(keys), *keys, *args)
         return [items[int(position) - 1] for position in over]
 
-    async def _repair(self, index: int, items: list[tuple], group: str) -> None:
+    async def _repair(self, index: int, items: list[tuple]) -> None:
         for delay in self.repair_delays:
             await asyncio.sleep(delay)
             try:
                 still_full = await self._add(index, items)
             except Exception as exc:  # Redis away: keep trying until the delays run out
-                log.warning("retrying a dropped message for %s failed: %r", group, exc)
+                log.warning("retrying %s dropped message(s) failed: %r", len(items), exc)
                 continue
             self._record("repaired", len(items) - len(still_full))
             items = still_full
@@ -216,9 +235,8 @@ class RedisChannelLayer(BaseRedisChannelLayer):
                 return
         self._record("lost", len(items))
         log.error(
-            "%s message(s) for %s lost: their Daphne's inbound queue stayed full for %.1f s",
+            "%s message(s) lost: their Daphne's inbound queue stayed full for %.1f s",
             len(items),
-            group,
             sum(self.repair_delays),
         )
 

@@ -25,6 +25,8 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "notifications:metrics:"
+# How the flushing connection names itself in Redis's CLIENT LIST.
+CLIENT_NAME = "notifications-metrics"
 # Upper bounds (seconds) of the publish-to-send histogram's buckets.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -125,7 +127,9 @@ class Flusher:
         import redis
 
         if self.client is None:
-            self.client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+            self.client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=2, client_name=CLIENT_NAME
+            )
         interval = settings.NOTIFICATIONS_METRICS_INTERVAL
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(self.key, mapping=values)

@@ -87,6 +87,17 @@ _sender = _SenderLoop()
 async def _send(pairs: list[tuple[str, dict]]) -> int:
     """group_send each (group, message); returns how many failed (and logs why)."""
     layer = get_channel_layer()
+    if len(pairs) > 1 and hasattr(layer, "group_send_many"):
+        # config.channel_layer sends a batch in a few round trips (a broadcast).
+        try:
+            await layer.group_send_many([(g, {"type": EVENT_TYPE, "message": m}) for g, m in pairs])
+        except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
+            log.warning("could not send %s messages: %r", len(pairs), exc)
+            metrics.inc("notifications_publish_failures_total", len(pairs))
+            return len(pairs)
+        for _, message in pairs:
+            metrics.inc(f'notifications_published_total{{type="{message["type"]}"}}')
+        return 0
     limit = asyncio.Semaphore(SEND_CONCURRENCY)
 
     async def one(group: str, message: dict) -> bool:

@@ -115,3 +115,28 @@ async def test_a_queue_that_stays_full_loses_the_message_with_an_error(make_laye
     assert drops("lost") == lost + 1
     assert any(r.levelno == logging.ERROR and "lost" in r.getMessage() for r in caplog.records)
     assert await receive_all(layer, channel, 1) == [0]
+
+
+async def test_group_send_many_reaches_each_group_once(make_layer):
+    layer = make_layer(capacity=5000)
+    channels = [await layer.new_channel() for _ in range(600)]  # more than one chunk
+    for n, channel in enumerate(channels):
+        await layer.group_add(f"user.{n}", channel)
+    dropped = await layer.group_send_many(
+        [(f"user.{n}", {"type": "push", "n": n}) for n in range(600)] + [("user.none", {"n": -1})]
+    )
+    assert dropped == 0
+    for n, channel in enumerate(channels):
+        assert await receive_all(layer, channel, 1) == [n]
+    assert await receives_nothing(layer, channels[0], timeout=0.2)
+
+
+async def test_group_send_many_repairs_what_a_full_queue_refused(make_layer):
+    layer = make_layer(capacity=3, repair_delays=(0.2, 0.3, 0.5, 1.0, 2.0))
+    channels = [await layer.new_channel() for _ in range(5)]
+    for n, channel in enumerate(channels):
+        await layer.group_add(f"user.{n}", channel)
+    # One process key holds all five sockets: two of the five are refused at first.
+    assert await layer.group_send_many([(f"user.{n}", {"n": n}) for n in range(5)]) == 2
+    got = [await receive_all(layer, channel, 1) for channel in channels]
+    assert got == [[0], [1], [2], [3], [4]]
