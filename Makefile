@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench screenshot
+.PHONY: run test lint format screenshot bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall whenever a requirements file changes.
-$(STAMP): $(BIN)/python requirements/base.txt requirements/dev.txt
+$(STAMP): $(BIN)/python requirements/base.txt requirements/dev.txt requirements/bench.txt
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements/dev.txt
 	touch $(STAMP)
 
@@ -31,3 +31,11 @@ format: $(STAMP)
 # Retake the README's picture of the demo page (docs/screenshot.png) in the test browser.
 screenshot: $(STAMP)
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k demo_page
+
+# The benchmark (bench/README.md): full sizes, results JSON and plots into docs/.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --out bench/results/full.json --plots docs $(BENCH_ARGS)
+
+# The CI size: under a minute.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke $(BENCH_ARGS)

@@ -153,12 +153,16 @@ def redis_host(url: str) -> dict:
         "socket_keepalive": True,
         "health_check_interval": 30,
         "retry_on_timeout": True,
+        # Commands beyond this many at once wait up to `timeout` seconds for a
+        # free connection (see config/channel_layer.py) instead of failing.
+        "max_connections": envint("CHANNEL_REDIS_MAX_CONNECTIONS", 100),
+        "timeout": 10,
     }
 
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "config.channel_layer.RedisChannelLayer",
         "CONFIG": {
             # Several URLs, comma-separated, shard the layer across Redis servers.
             "hosts": [redis_host(url) for url in envlist("CHANNEL_REDIS_URLS", REDIS_URL)],
@@ -219,6 +223,10 @@ NOTIFICATIONS_WS_BURST = envint("NOTIFICATIONS_WS_BURST", 20)
 # and the extra origins (besides ALLOWED_HOSTS) a ticket socket may come from.
 NOTIFICATIONS_TICKET_TTL = envint("NOTIFICATIONS_TICKET_TTL", 30)
 NOTIFICATIONS_TICKET_ORIGINS = envlist("NOTIFICATIONS_TICKET_ORIGINS")
+# Seconds between each process's copy of its metrics into Redis (see notifications/metrics.py).
+NOTIFICATIONS_METRICS_INTERVAL = float(os.getenv("NOTIFICATIONS_METRICS_INTERVAL", "5"))
+# When set, /metrics asks for "Authorization: Bearer <token>".
+METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from notifications import inbox, messages, publish
+from notifications import inbox, messages, metrics, publish
 from notifications.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
             log.warning("cannot join %s: %r", group, exc)
+            metrics.inc("notifications_channel_layer_errors_total")
             await self.accept()
             await self.close(code=CLOSE_UNAVAILABLE)
             return
@@ -51,6 +52,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         self.user_id = user.pk
         self.replayed: set[int] = set()
         await self.accept()
+        self.counted = True
+        metrics.inc("notifications_connected_sockets")
         await self._greet(self._after())
 
     def _after(self) -> int | None:
@@ -81,6 +84,14 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             self.replayed.discard(message["id"])
             return
         await self.send_message(message)
+        metrics.inc(f'notifications_delivered_total{{type="{message["type"]}"}}')
+        if message["type"] == "notification":
+            metrics.observe_publish_to_send(message["created_at"])
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.inc("notifications_connected_sockets", -1)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.frames.take():
@@ -124,6 +135,11 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
 
     async def dispatch(self, message: dict) -> None:
+        # A push touches no database, so it skips channels' per-message
+        # close_old_connections(), a thread hop for every notification relayed.
+        if message.get("type") == publish.EVENT_TYPE:
+            await self.push(message)
+            return
         # An event type this version has no handler for (say, during a rolling
         # deploy) would otherwise raise and kill the socket.
         try:

@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from notifications import messages
+from notifications import messages, metrics
 from notifications.models import Level, Notification
 
 log = logging.getLogger(__name__)
@@ -88,26 +88,36 @@ _sender = _SenderLoop()
 async def _send(pairs: list[tuple[str, dict]]) -> int:
     """group_send each (group, message); returns how many failed, logged once per batch."""
     layer = get_channel_layer()
-    limit = asyncio.Semaphore(SEND_CONCURRENCY)
+    events = [(group, {"type": EVENT_TYPE, "message": message}) for group, message in pairs]
+    if len(events) > 1 and hasattr(layer, "group_send_many"):
+        # config.channel_layer sends a batch (a broadcast) in a few round trips.
+        try:
+            await layer.group_send_many(events)
+            errors = []
+        except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
+            errors = [exc] * len(events)
+    else:
+        limit = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def one(group: str, message: dict) -> Exception | None:
-        async with limit:
-            try:
-                await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
-            except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
-                return exc
-            return None
+        async def one(group: str, event: dict) -> Exception | None:
+            async with limit:
+                try:
+                    await layer.group_send(group, event)
+                except Exception as exc:  # Redis down, timeouts: the row is saved anyway
+                    return exc
+                return None
 
-    errors = [e for e in await asyncio.gather(*(one(g, m) for g, m in pairs)) if e is not None]
+        results = await asyncio.gather(*(one(group, event) for group, event in events))
+        errors = [error for error in results if error is not None]
+    kind = pairs[0][1]["type"]
     if errors:
         log.warning(
-            "could not send %d of %d %s message(s), e.g. to %s: %r",
-            len(errors),
-            len(pairs),
-            pairs[0][1]["type"],
-            pairs[0][0],
-            errors[0],
+            "could not send %d of %d %s message(s): %r", len(errors), len(pairs), kind, errors[0]
         )
+        metrics.inc("notifications_publish_failures_total", len(errors))
+    sent = len(pairs) - len(errors)
+    if sent:
+        metrics.inc(f'notifications_published_total{{type="{kind}"}}', sent)
     return len(errors)
 
 
@@ -116,6 +126,7 @@ def _send_sync(pairs: list[tuple[str, dict]]) -> None:
         _sender.run(_send(pairs), settings.NOTIFICATIONS_SEND_TIMEOUT)
     except TimeoutError:
         log.warning("channel layer did not answer within %ss", settings.NOTIFICATIONS_SEND_TIMEOUT)
+        metrics.inc("notifications_publish_failures_total", len(pairs))
 
 
 def _send_on_commit(pairs: list[tuple[str, dict]]) -> None:

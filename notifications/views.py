@@ -2,16 +2,19 @@
 
 Thin views over `inbox` (reads) and `publish.mark_read` (writes, which also
 tell the user's other tabs). CSRF applies to the writes as to any Django view.
+Also the socket ticket and the operator's /metrics.
 """
 
+import hmac
 from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from notifications import inbox, publish, tickets
+from notifications import metrics as metrics_module
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -95,3 +98,20 @@ def ticket(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"ticket": tickets.issue(request.user.pk), "expires_in": settings.NOTIFICATIONS_TICKET_TTL}
     )
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format; with METRICS_TOKEN set, only for its bearer."""
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
+    try:
+        body = metrics_module.render()
+    except Exception as exc:  # Redis away: say so rather than serve partial figures
+        return HttpResponse(
+            f"metrics unavailable: {exc!r}\n", status=503, content_type="text/plain"
+        )
+    return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,221 @@
+"""The benchmark's table and plots, from its JSON results (so both can be redrawn)."""
+
+import json
+import sys
+from pathlib import Path
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _ratio(ours, tutorial) -> str:
+    if not isinstance(ours, int | float) or not isinstance(tutorial, int | float) or not tutorial:
+        return "-"
+    return f"{ours / tutorial:.2f}"
+
+
+def rows(size: dict) -> list[tuple[str, object, object, bool]]:
+    """(label, ours, tutorial, ratio meaningful) for one size."""
+    ours, tut = size.get("ours", {}), size.get("tutorial", {})
+
+    def get(result: dict, *keys):
+        for key in keys:
+            if not isinstance(result, dict) or key not in result:
+                return None
+            result = result[key]
+        return result
+
+    out = [
+        (
+            "connections accepted /s",
+            get(ours, "connect", "per_second"),
+            get(tut, "connect", "per_second"),
+            True,
+        ),
+        (
+            "sockets connected",
+            get(ours, "connect", "connected"),
+            get(tut, "connect", "connected"),
+            False,
+        ),
+        ("connect failures", get(ours, "connect", "failed"), get(tut, "connect", "failed"), False),
+        (
+            "handshake p99 ms",
+            get(ours, "connect", "handshake_p99_ms"),
+            get(tut, "connect", "handshake_p99_ms"),
+            True,
+        ),
+        (
+            "Daphne KB per idle connection",
+            get(ours, "connect", "kb_per_connection"),
+            get(tut, "connect", "kb_per_connection"),
+            True,
+        ),
+        (
+            "one publisher, calls /s",
+            get(ours, "ceiling", "calls_per_second"),
+            get(tut, "ceiling", "calls_per_second"),
+            True,
+        ),
+        (
+            "  its call p50 ms",
+            get(ours, "ceiling", "call_p50_ms"),
+            get(tut, "ceiling", "call_p50_ms"),
+            True,
+        ),
+        ("  its loss (lost/sent)", _loss(get(ours, "ceiling")), _loss(get(tut, "ceiling")), False),
+    ]
+    by_rate = {}
+    for kind, result in (("ours", ours), ("tutorial", tut)):
+        for r in result.get("rates", []):
+            by_rate.setdefault(r["target_rate"], {})[kind] = r
+    for rate, pair in sorted(by_rate.items()):
+        o, t = pair.get("ours", {}), pair.get("tutorial", {})
+        label = f"@{rate:g}/s"
+        out += [
+            (f"{label} achieved /s", o.get("achieved_rate"), t.get("achieved_rate"), True),
+            (f"{label} p50 ms", o.get("p50_ms"), t.get("p50_ms"), True),
+            (f"{label} p90 ms", o.get("p90_ms"), t.get("p90_ms"), True),
+            (f"{label} p99 ms", o.get("p99_ms"), t.get("p99_ms"), True),
+            (f"{label} max ms", o.get("max_ms"), t.get("max_ms"), True),
+            (f"{label} lost/sent", _loss(o), _loss(t), False),
+        ]
+    out += [
+        (
+            "sustained /s (no loss, p99<=50ms)",
+            get(ours, "sustained_rate"),
+            get(tut, "sustained_rate"),
+            True,
+        ),
+        (
+            "broadcast: last client ms",
+            get(ours, "broadcast", "last_client_ms"),
+            get(tut, "broadcast", "last_client_ms"),
+            True,
+        ),
+        (
+            "broadcast: lost/users",
+            _bloss(get(ours, "broadcast")),
+            _bloss(get(tut, "broadcast")),
+            False,
+        ),
+        (
+            "sockets closed unexpectedly",
+            get(ours, "sockets", "unexpected_closes"),
+            get(tut, "sockets", "unexpected_closes"),
+            False,
+        ),
+    ]
+    return out
+
+
+def _loss(result) -> str | None:
+    if not result:
+        return None
+    return f"{result['lost']}/{result['sent']}" + (
+        f" dup {result['duplicates']}" if result.get("duplicates") else ""
+    )
+
+
+def _bloss(result) -> str | None:
+    return None if not result else f"{result['lost']}/{result['users']}"
+
+
+def table(results: dict) -> str:
+    lines = []
+    for size in results["sizes"]:
+        lines.append(
+            f"\n{size['users']:,} users ({results['meta']['publishers']} publisher processes, "
+            f"{results['meta']['clients']} client processes)"
+        )
+        header = f"{'':36} {'ours':>14} {'tutorial':>14} {'ours/tutorial':>14}"
+        lines += [header, "-" * len(header)]
+        for label, ours, tut, ratio in rows(size):
+            shown = _ratio(ours, tut) if ratio else ""
+            lines.append(f"{label:36} {_fmt(ours):>14} {_fmt(tut):>14} {shown:>14}")
+    return "\n".join(lines)
+
+
+def plots(results: dict, directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    styles = {"ours": "-", "tutorial": "--"}
+    written = []
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for size in results["sizes"]:
+        for kind in ("ours", "tutorial"):
+            rates = size.get(kind, {}).get("rates", [])
+            points = [(r["target_rate"], r["p99_ms"], r["lost"]) for r in rates if r["p99_ms"]]
+            if not points:
+                continue
+            xs, ys, lost = zip(*points, strict=True)
+            (line,) = ax.plot(
+                xs, ys, styles[kind], marker="o", label=f"{kind}, {size['users']:,} users"
+            )
+            for x, y, n in points:
+                if n:
+                    ax.annotate(
+                        f"lost {n}",
+                        (x, y),
+                        textcoords="offset points",
+                        xytext=(4, 4),
+                        fontsize=7,
+                        color=line.get_color(),
+                    )
+    ax.axhline(50, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("notifications published per second (target)")
+    ax.set_ylabel("p99 task→browser latency, ms (log)")
+    ax.set_title("Latency against publish rate (dotted: 50 ms target)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    path = directory / "bench-latency.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for size in results["sizes"]:
+        for kind in ("ours", "tutorial"):
+            curve = size.get(kind, {}).get("connect", {}).get("memory_curve")
+            if not curve:
+                continue
+            base = curve[0][1]
+            ax.plot(
+                [c for c, _ in curve],
+                [(r - base) / 2**20 for _, r in curve],
+                styles[kind],
+                marker=".",
+                label=f"{kind}, {size['users']:,} users",
+            )
+    ax.set_xlabel("open connections")
+    ax.set_ylabel("Daphne RSS above its idle baseline, MiB")
+    ax.set_title("Daphne memory against connections")
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    path = directory / "bench-memory.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    # Redraw from saved results: python -m bench.report results.json [docs]
+    data = json.loads(Path(sys.argv[1]).read_text())
+    print(table(data))
+    if len(sys.argv) > 2:
+        for p in plots(data, Path(sys.argv[2])):
+            print(f"Plot: {p}")

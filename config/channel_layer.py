@@ -1,0 +1,245 @@
+"""The channel layer: channels-redis with a pool that waits and a batched receive.
+
+Two measured limits of channels-redis 4.3 on redis-py 8 are lifted here (see
+bench/README.md for the figures):
+
+- redis-py 8's asyncio pool holds at most 100 connections and raises
+  MaxConnectionsError past that instead of waiting. Every WebSocket handshake
+  runs a group_add, so a reconnect storm of a few hundred browsers failed half
+  of its group_adds (980 of 2,000 sockets closed with 4503). A blocking pool of
+  the same size queues those commands for a free connection instead.
+- All sockets of a Daphne process share one inbound Redis queue, and the
+  library pops it one message at a time with four sequential round trips
+  (restore backup, BZPOPMIN, back up, clean), about 1,000 messages/s per
+  process on an idle machine and half that under load, so latency grew without
+  bound above that rate. Here one script pops up to `receive_batch` messages
+  and backs them up in one round trip, and one DEL clears the backup after they
+  are handed to their consumers: the same at-least-once hand-over (a receive
+  cancelled mid-way leaves its batch in the backup, restored by the next one),
+  two round trips per batch instead of four per message.
+- group_send took four sequential round trips (expire members, read them,
+  expire messages, the capacity script sent in full each time). Here it takes
+  two: members in one pipeline, then one cached script (EVALSHA) that expires,
+  checks capacity and adds; group_send_many does the same for many groups at
+  once (a broadcast). It also returns how many channels were over
+  capacity, which the library only logs at INFO, and adds a dropped message
+  again, to the full keys only, until its queue drains (see group_send).
+"""
+
+import asyncio
+import hashlib
+import logging
+import time
+
+from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
+from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import NoScriptError
+
+from notifications import metrics
+
+log = logging.getLogger(__name__)
+
+# Restore an earlier receive's unprocessed backup (as the library does), then pop
+# up to ARGV[1] messages in order and back them up until they are handed over.
+POP_BATCH = """
+local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = #backed_up, 1, -2 do
+    redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
+end
+redis.call('DEL', KEYS[2])
+local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
+for i = 1, #popped, 2 do
+    redis.call('ZADD', KEYS[2], popped[i + 1], popped[i])
+end
+return popped
+"""
+
+# Per channel key: drop expired messages, then add the message unless the key
+# is at capacity. ARGV: messages, capacities, now, expiry. Returns the 1-based
+# positions of the keys that were over capacity (their message was not added).
+GROUP_SEND = """
+local n = #KEYS
+local now = tonumber(ARGV[2 * n + 1])
+local expiry = tonumber(ARGV[2 * n + 2])
+local over = {}
+for i = 1, n do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, now - expiry)
+    if redis.call('ZCARD', KEYS[i]) < tonumber(ARGV[n + i]) then
+        redis.call('ZADD', KEYS[i], now, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        table.insert(over, i)
+    end
+end
+return over
+"""
+GROUP_SEND_SHA = hashlib.sha1(GROUP_SEND.encode()).hexdigest()
+# Messages per script call in group_send_many (a key may repeat: one Daphne
+# process holds the sockets of many users).
+SEND_CHUNK = 500
+# Seconds between attempts to add a dropped message again: its process's queue
+# was full (a stalled Daphne); these give it about 5 s to drain.
+REPAIR_DELAYS = (0.05, 0.2, 0.5, 1.0, 3.0)
+
+
+class RedisChannelLayer(BaseRedisChannelLayer):
+    def __init__(
+        self,
+        *args,
+        receive_batch: int = 100,
+        repair_delays: tuple[float, ...] = REPAIR_DELAYS,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.receive_batch = receive_batch
+        self.repair_delays = repair_delays
+        self._repairs: set[asyncio.Future] = set()
+
+    def create_pool(self, index: int):
+        host = dict(self.hosts[index])
+        if "address" not in host:  # (host, port) pairs and Sentinel: the library's own pool
+            return super().create_pool(index)
+        return BlockingConnectionPool.from_url(host.pop("address"), **host)
+
+    async def receive_single(self, channel: str):
+        """Pop a batch off this process's queue and hand each message to its channel's buffer.
+
+        Called by receive() with its lock held. Returns ([], None), which
+        receive() reads as "nothing more to buffer", because the messages are
+        already queued in order here (returning the first one would put it
+        behind the later ones of the same channel).
+        """
+        if "!" not in channel or self.receive_batch <= 1:
+            return await super().receive_single(channel)
+        channel_key = self.prefix + channel
+        backup = self._backup_channel_name(channel_key)
+        connection = self.connection(self.consistent_hash(channel))
+        await self.receive_clean_locks.acquire(channel_key)
+        try:
+            contents: list[bytes] = []
+            while not contents:
+                popped = await connection.eval(
+                    POP_BATCH, 2, channel_key, backup, self.receive_batch
+                )
+                contents = popped[0::2]
+                if not contents:
+                    # Nothing queued: block like the library does, backing the message up.
+                    result = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)
+                    if result is not None:
+                        _, member, score = result
+                        await connection.zadd(backup, {member: float(score)})
+                        contents = [member]
+            # No await from here to the return: the batch reaches the buffers whole.
+            cleaner = asyncio.ensure_future(connection.delete(backup))
+            self.receive_cleaners.append(cleaner)
+
+            def cleaned(task: asyncio.Future) -> None:
+                self.receive_cleaners.remove(task)
+                self.receive_clean_locks.release(channel_key)
+
+            cleaner.add_done_callback(cleaned)
+        except BaseException:
+            self.receive_clean_locks.release(channel_key)
+            raise
+        for content in contents:
+            message = self.deserialize(content)
+            # A group_send names every channel of this process in the group at once.
+            targets = message.pop("__asgi_channel__", channel)
+            for target in targets if isinstance(targets, list) else [targets]:
+                self.receive_buffer[target].put_nowait(message)
+        return [], None
+
+    async def group_send(self, group: str, message: dict) -> int:
+        """Send to every channel in the group; returns how many were over capacity.
+
+        The library drops such a message with an INFO log. Here it is counted,
+        and added again to just the full keys (so no other socket gets it twice)
+        after each of REPAIR_DELAYS while the queue drains; only a queue that
+        stays full through all of them loses it, with an ERROR log. Either way
+        the database row remains, and a reconnecting client replays it.
+        """
+        return await self.group_send_many([(group, message)])
+
+    async def group_send_many(self, pairs: list[tuple[str, dict]]) -> int:
+        """group_send for many (group, message) pairs in a few round trips.
+
+        One pipeline reads every group's members, then one script call per
+        SEND_CHUNK messages adds them all: a notice to 5,000 users costs about
+        ten round trips instead of 20,000. Returns how many were over capacity.
+        """
+        by_host: dict[int, list[tuple[str, dict]]] = {}
+        for group, message in pairs:
+            assert self.require_valid_group_name(group), "Group name not valid"
+            by_host.setdefault(self.consistent_hash(group), []).append((group, message))
+        items_by_index: dict[int, list[tuple]] = {}
+        for index, host_pairs in by_host.items():
+            pipe = self.connection(index).pipeline(transaction=False)
+            oldest = int(time.time()) - self.group_expiry
+            for group, _ in host_pairs:
+                key = self._group_key(group)
+                pipe.zremrangebyscore(key, min=0, max=oldest)
+                pipe.zrange(key, 0, -1)
+            replies = await pipe.execute()
+            for (_, message), members in zip(host_pairs, replies[1::2], strict=True):
+                if not members:
+                    continue
+                names = [member.decode("utf8") for member in members]
+                by_connection, payloads, capacities = self._map_channel_keys_to_connection(
+                    names, message
+                )
+                for target, keys in by_connection.items():
+                    items_by_index.setdefault(target, []).extend(
+                        (k, payloads[k], capacities[k]) for k in keys
+                    )
+        dropped = 0
+        for index, items in items_by_index.items():
+            for start in range(0, len(items), SEND_CHUNK):
+                over = await self._add(index, items[start : start + SEND_CHUNK])
+                if over:
+                    dropped += len(over)
+                    self._record("dropped", len(over))
+                    task = asyncio.ensure_future(self._repair(index, over))
+                    self._repairs.add(task)
+                    task.add_done_callback(self._repairs.discard)
+        if dropped:
+            log.warning("%s message(s) over capacity; retrying", dropped)
+        return dropped
+
+    async def _add(self, index: int, items: list[tuple]) -> list[tuple]:
+        """Add each (key, message, capacity) unless full; returns the items that were full."""
+        keys = [key for key, _, _ in items]
+        args = [
+            *(message for _, message, _ in items),
+            *(capacity for _, _, capacity in items),
+            time.time(),
+            int(self.expiry),
+        ]
+        target = self.connection(index)
+        try:
+            over = await target.evalsha(GROUP_SEND_SHA, len(keys), *keys, *args)
+        except NoScriptError:  # first use on this server, or after SCRIPT FLUSH
+            over = await target.eval(GROUP_SEND, len(keys), *keys, *args)
+        return [items[int(position) - 1] for position in over]
+
+    async def _repair(self, index: int, items: list[tuple]) -> None:
+        for delay in self.repair_delays:
+            await asyncio.sleep(delay)
+            try:
+                still_full = await self._add(index, items)
+            except Exception as exc:  # Redis away: keep trying until the delays run out
+                log.warning("retrying %s dropped message(s) failed: %r", len(items), exc)
+                continue
+            self._record("repaired", len(items) - len(still_full))
+            items = still_full
+            if not items:
+                return
+        self._record("lost", len(items))
+        log.error(
+            "%s message(s) lost: their Daphne's inbound queue stayed full for %.1f s",
+            len(items),
+            sum(self.repair_delays),
+        )
+
+    def _record(self, outcome: str, count: int) -> None:
+        if count:
+            metrics.inc(f'notifications_channel_layer_drops_total{{outcome="{outcome}"}}', count)

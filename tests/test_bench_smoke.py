@@ -1,0 +1,78 @@
+"""The benchmark at its CI size: it runs, prints its table, writes its JSON, loses nothing."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    seconds = time.monotonic() - began
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout, json.loads(out.read_text()), seconds
+
+
+def test_smoke_size_prints_the_side_by_side_table(smoke):
+    stdout, _, _ = smoke
+    for row in (
+        "ours",
+        "tutorial",
+        "ours/tutorial",
+        "connections accepted /s",
+        "Daphne KB per idle connection",
+        "one publisher, calls /s",
+        "p99 ms",
+        "lost/sent",
+        "broadcast: last client ms",
+    ):
+        assert row in stdout
+
+
+def test_smoke_json_has_every_figure_for_both_consumers(smoke):
+    _, results, _ = smoke
+    assert results["meta"]["smoke"] is True
+    (size,) = results["sizes"]
+    for kind in ("ours", "tutorial"):
+        result = size[kind]
+        assert {"connect", "ceiling", "rates", "broadcast", "sockets", "sustained_rate"} <= set(
+            result
+        )
+        assert {"per_second", "kb_per_connection", "memory_curve"} <= set(result["connect"])
+        for rate in result["rates"]:
+            assert {"target_rate", "achieved_rate", "sent", "delivered", "lost"} <= set(rate)
+            assert {"p50_ms", "p90_ms", "p99_ms", "max_ms"} <= set(rate)
+        assert {"delivered", "lost", "last_client_ms"} <= set(result["broadcast"])
+
+
+def test_our_consumer_loses_nothing_at_the_smoke_size(smoke):
+    _, results, _ = smoke
+    ours = results["sizes"][0]["ours"]
+    assert ours["connect"]["failed"] == 0
+    assert ours["sockets"]["unexpected_closes"] == 0
+    assert ours["ceiling"]["lost"] == 0
+    for rate in ours["rates"]:
+        assert rate["sent"] > 0
+        assert (rate["lost"], rate["duplicates"], rate["failures"]) == (0, 0, 0)
+    assert ours["broadcast"]["lost"] == 0
+
+
+def test_smoke_size_fits_in_a_minute_and_a_half(smoke):
+    # CI's budget; it takes about 35 s on the 2-core machine.
+    assert smoke[2] < 90
