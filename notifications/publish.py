@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from notifications import messages
@@ -84,21 +85,51 @@ class _SenderLoop:
 _sender = _SenderLoop()
 
 
+def _event(message: dict, previous: int | None = None) -> dict:
+    """The channel-layer event that relays `message` to the sockets of a group.
+
+    A notification's event also says which notification of its recipient came
+    before it (`previous`, 0 for none): a socket that has not sent that one yet
+    knows it is still on its way, or lost, and reads it from the database.
+    """
+    event = {"type": EVENT_TYPE, "message": message}
+    if previous is not None:
+        event["previous"] = previous
+    return event
+
+
+def _notification_events(created: list[Notification]) -> list[tuple[str, dict]]:
+    """(group, event) for notifications just saved, each with its `previous` id."""
+    if not created:
+        return []
+    earlier = Notification.objects.filter(
+        recipient_id__in={n.recipient_id for n in created}, pk__lt=min(n.pk for n in created)
+    )
+    previous = dict(earlier.order_by().values_list("recipient_id").annotate(Max("pk")))
+    return [
+        (
+            user_group(n.recipient_id),
+            _event(messages.notification(n), previous.get(n.recipient_id, 0)),
+        )
+        for n in created
+    ]
+
+
 async def _send(pairs: list[tuple[str, dict]]) -> int:
-    """group_send each (group, message); returns how many failed (and logs why)."""
+    """group_send each (group, event); returns how many failed (and logs why)."""
     layer = get_channel_layer()
     limit = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def one(group: str, message: dict) -> bool:
+    async def one(group: str, event: dict) -> bool:
         async with limit:
             try:
-                await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
+                await layer.group_send(group, event)
                 return True
             except Exception as exc:  # Redis down, timeouts: the row is saved anyway
-                log.warning("could not send %s to %s: %r", message["type"], group, exc)
+                log.warning("could not send %s to %s: %r", event["message"]["type"], group, exc)
                 return False
 
-    results = await asyncio.gather(*(one(group, message) for group, message in pairs))
+    results = await asyncio.gather(*(one(group, event) for group, event in pairs))
     return results.count(False)
 
 
@@ -181,9 +212,7 @@ def notify(
         user_or_id, _fields(title, body, level, url, data, task_id), dedupe_key
     )
     if created:
-        _send_on_commit(
-            [(user_group(notification.recipient_id), messages.notification(notification))]
-        )
+        _send_on_commit(_notification_events([notification]))
     return notification
 
 
@@ -202,7 +231,7 @@ async def anotify(
     fields = _fields(title, body, level, url, data, task_id)
     notification, created = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
     if created:
-        await _send([(user_group(notification.recipient_id), messages.notification(notification))])
+        await _send(await sync_to_async(_notification_events)([notification]))
     return notification
 
 
@@ -236,7 +265,7 @@ def notify_many(
     created = Notification.objects.bulk_create(
         Notification(recipient_id=user_id, **fields) for user_id in user_ids
     )
-    _send_on_commit([(user_group(n.recipient_id), messages.notification(n)) for n in created])
+    _send_on_commit(_notification_events(created))
     return created
 
 
@@ -249,8 +278,8 @@ def notify_all(title: str, **options: Any) -> list[Notification]:
 def send_progress(user_id: int, task_id: str, percent: float, message: str = "") -> None:
     """Push a task's progress to its user's tabs; progress is not saved."""
     percent = max(0, min(100, round(float(percent), 1)))
-    event = messages.make("progress", task_id=str(task_id), percent=percent, message=message)
-    _send_sync([(user_group(user_id), event)])
+    progress = messages.make("progress", task_id=str(task_id), percent=percent, message=message)
+    _send_sync([(user_group(user_id), _event(progress))])
 
 
 def mark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
@@ -259,17 +288,17 @@ def mark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
     Tells every tab of the user, so their badges agree. Ids of other users'
     notifications are ignored. Returns the ids that changed.
     """
-    changed, event = _mark_read_rows(user_id, ids)
+    changed, receipt = _mark_read_rows(user_id, ids)
     if changed:
-        _send_on_commit([(user_group(user_id), event)])
+        _send_on_commit([(user_group(user_id), _event(receipt))])
     return changed
 
 
 async def amark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
     """`mark_read()` for async code."""
-    changed, event = await sync_to_async(_mark_read_rows)(user_id, ids)
+    changed, receipt = await sync_to_async(_mark_read_rows)(user_id, ids)
     if changed:
-        await _send([(user_group(user_id), event)])
+        await _send([(user_group(user_id), _event(receipt))])
     return changed
 
 
