@@ -56,6 +56,7 @@ class TabResult:
     duplicates: int = 0  # notifications dropped because the id was already seen
     drops: int = 0  # sockets the tab dropped on purpose
     truncated: int = 0  # replays that said more notices were left out
+    resumed_after: list[int] = field(default_factory=list)  # ?after= of each reconnection
     failures: dict[str, int] = field(
         default_factory=dict
     )  # sockets refused or closed by the server
@@ -102,7 +103,10 @@ class Tab:
         import websockets
 
         while not control.done_with(self):
-            query = "" if self.last_id is None else f"?after={self.last_id}"
+            query = ""
+            if self.last_id is not None:
+                query = f"?after={self.last_id}"
+                self.result.resumed_after.append(self.last_id)
             try:
                 async with websockets.connect(
                     url + query,
@@ -118,7 +122,11 @@ class Tab:
                     await self.hold(ws, mean_drop, control)
             except websockets.ConnectionClosed as closed:
                 self.fail(f"closed {closed.rcvd.code if closed.rcvd else 'without a code'}")
-            except (OSError, TimeoutError) as error:
+            except websockets.InvalidStatus as refused:
+                # Daphne answers 403 to a handshake its application did not
+                # accept in time (websocket_connect_timeout), e.g. when overloaded.
+                self.fail(f"handshake HTTP {refused.response.status_code}")
+            except (websockets.InvalidHandshake, OSError, TimeoutError) as error:
                 self.fail(type(error).__name__)
             if not control.done_with(self):
                 await asyncio.sleep(self.rng.uniform(*RECONNECT_DELAY))
@@ -163,9 +171,13 @@ async def hold_tabs(
         raise RuntimeError("expected 'quiet'")
     control.quiet = True
     control.targets = await loop.run_in_executor(None, pipe.recv)
-    _, late = await asyncio.wait(runs, timeout=120)
-    for run in late:
-        run.cancel()
+    await asyncio.wait(runs, timeout=120)
+    for run, tab in zip(runs, held, strict=True):
+        if not run.done():
+            run.cancel()
+            tab.fail("still behind at the end")
+        elif run.exception():
+            tab.fail(f"crashed: {run.exception()!r}")
     pipe.send([asdict(tab.result) for tab in held])
 
 
@@ -360,6 +372,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> int:
 
 def report(args, saved: dict[int, list[int]], results: list[dict], samples, rss_after) -> int:
     expected_total = received = duplicates = missing = foreign = out_of_order = 0
+    resumed_past = 0
     drops = truncated = 0
     failures: dict[str, int] = defaultdict(int)
     for tab in results:
@@ -368,7 +381,11 @@ def report(args, saved: dict[int, list[int]], results: list[dict], samples, rss_
         expected_total += len(expected)
         received += len(got)
         duplicates += tab["duplicates"]
-        missing += len(set(expected) - set(got))
+        lost = set(expected) - set(got)
+        missing += len(lost)
+        # Lost because the tab resumed after a newer id while this older one
+        # was still on its way (it arrived out of order, or not at all).
+        resumed_past += sum(1 for i in lost if any(a >= i for a in tab["resumed_after"]))
         foreign += len(set(got) - set(expected))
         out_of_order += sum(1 for a, b in zip(got, got[1:], strict=False) if b < a)
         drops += tab["drops"]
@@ -384,7 +401,7 @@ Soak: {args.clients} tabs of {args.users} users in {args.client_processes} proce
 notifications saved      {sum(len(ids) for ids in saved.values())}
 deliveries expected      {expected_total}  (each tab: its user's notices since it connected)
 received (after dedupe)  {received}
-missing                  {missing}
+missing                  {missing}  ({resumed_past} of them skipped by a resume past them)
 foreign                  {foreign}
 duplicates dropped       {duplicates}
 arrived out of id order  {out_of_order}

@@ -27,6 +27,12 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     notification saved during the replay of missed ones arrives through the
     group, and is dropped there when the replay already sent it: nothing is
     lost and nothing is sent twice.
+
+    Ids on a socket only grow, so a client that resumes after the newest id it
+    has seen skips nothing. Two processes may save a user's notifications in
+    one order and send them in the other, and the channel layer may drop a
+    message; each notification's event names the one before it, and when that
+    one has not been sent yet the socket first catches up from the database.
     """
 
     async def connect(self) -> None:
@@ -50,6 +56,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             return
         self.groups.append(group)  # left again on disconnect
         self.user_id = user.pk
+        # Ids sent from the database whose events may still arrive.
         self.replayed: set[int] = set()
         await self.accept()
         self.counted = True
@@ -68,21 +75,36 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             replay, skipped = inbox.missed(self.user_id, after, settings.NOTIFICATIONS_REPLAY_LIMIT)
         return inbox.unread_count(self.user_id), inbox.last_id(self.user_id), replay, skipped
 
+    @database_sync_to_async
+    def _missed(self, after: int) -> tuple[list[dict], int]:
+        return inbox.missed(self.user_id, after, settings.NOTIFICATIONS_REPLAY_LIMIT)
+
     async def _greet(self, after: int | None) -> None:
         unread, last_id, replay, skipped = await self._summary(after)
         await self.send_message(messages.make("hello", unread=unread, last_id=last_id))
+        # Every notification up to this id was sent, or predates the socket.
+        self.newest = last_id if after is None else after
+        await self._replay(after, replay, skipped)
+
+    async def _replay(self, after: int | None, replay: list[dict], skipped: int) -> None:
         if skipped:
             await self.send_message(messages.make("truncated", after=after, count=skipped))
         for message in replay:
             self.replayed.add(message["id"])
+            self.newest = max(self.newest, message["id"])
             await self.send_message(message)
 
     async def push(self, event: dict) -> None:
         """Relay a message published to the user's group (see publish.py)."""
         message = event["message"]
-        if message["type"] == "notification" and message["id"] in self.replayed:
-            self.replayed.discard(message["id"])
-            return
+        if message["type"] == "notification":
+            if event.get("previous", 0) > self.newest:
+                # The one before has not reached this socket: catch up first.
+                await self._replay(self.newest, *await self._missed(self.newest))
+            if message["id"] in self.replayed:
+                self.replayed.discard(message["id"])
+                return
+            self.newest = max(self.newest, message["id"])
         await self.send_message(message)
         metrics.inc(f'notifications_delivered_total{{type="{message["type"]}"}}')
         if message["type"] == "notification":

@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from notifications import messages, metrics
@@ -85,17 +86,46 @@ class _SenderLoop:
 _sender = _SenderLoop()
 
 
+def _event(message: dict, previous: int | None = None) -> dict:
+    """The channel-layer event that relays `message` to the sockets of a group.
+
+    A notification's event also says which notification of its recipient came
+    before it (`previous`, 0 for none): a socket that has not sent that one yet
+    knows it is still on its way, or lost, and reads it from the database.
+    """
+    event = {"type": EVENT_TYPE, "message": message}
+    if previous is not None:
+        event["previous"] = previous
+    return event
+
+
+def _notification_events(created: list[Notification]) -> list[tuple[str, dict]]:
+    """(group, event) for notifications just saved, each with its `previous` id."""
+    if not created:
+        return []
+    earlier = Notification.objects.filter(
+        recipient_id__in={n.recipient_id for n in created}, pk__lt=min(n.pk for n in created)
+    )
+    previous = dict(earlier.order_by().values_list("recipient_id").annotate(Max("pk")))
+    return [
+        (
+            user_group(n.recipient_id),
+            _event(messages.notification(n), previous.get(n.recipient_id, 0)),
+        )
+        for n in created
+    ]
+
+
 async def _send(pairs: list[tuple[str, dict]]) -> int:
-    """group_send each (group, message); returns how many failed, logged once per batch."""
+    """group_send each (group, event); returns how many failed, logged once per batch."""
     layer = get_channel_layer()
-    events = [(group, {"type": EVENT_TYPE, "message": message}) for group, message in pairs]
-    if len(events) > 1 and hasattr(layer, "group_send_many"):
+    if len(pairs) > 1 and hasattr(layer, "group_send_many"):
         # config.channel_layer sends a batch (a broadcast) in a few round trips.
         try:
-            await layer.group_send_many(events)
+            await layer.group_send_many(pairs)
             errors = []
         except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
-            errors = [exc] * len(events)
+            errors = [exc] * len(pairs)
     else:
         limit = asyncio.Semaphore(SEND_CONCURRENCY)
 
@@ -107,9 +137,9 @@ async def _send(pairs: list[tuple[str, dict]]) -> int:
                     return exc
                 return None
 
-        results = await asyncio.gather(*(one(group, event) for group, event in events))
+        results = await asyncio.gather(*(one(group, event) for group, event in pairs))
         errors = [error for error in results if error is not None]
-    kind = pairs[0][1]["type"]
+    kind = pairs[0][1]["message"]["type"]
     if errors:
         log.warning(
             "could not send %d of %d %s message(s): %r", len(errors), len(pairs), kind, errors[0]
@@ -201,9 +231,7 @@ def notify(
         user_or_id, _fields(title, body, level, url, data, task_id), dedupe_key
     )
     if created:
-        _send_on_commit(
-            [(user_group(notification.recipient_id), messages.notification(notification))]
-        )
+        _send_on_commit(_notification_events([notification]))
     return notification
 
 
@@ -222,7 +250,7 @@ async def anotify(
     fields = _fields(title, body, level, url, data, task_id)
     notification, created = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
     if created:
-        await _send([(user_group(notification.recipient_id), messages.notification(notification))])
+        await _send(await sync_to_async(_notification_events)([notification]))
     return notification
 
 
@@ -256,7 +284,7 @@ def notify_many(
     created = Notification.objects.bulk_create(
         Notification(recipient_id=user_id, **fields) for user_id in user_ids
     )
-    _send_on_commit([(user_group(n.recipient_id), messages.notification(n)) for n in created])
+    _send_on_commit(_notification_events(created))
     return created
 
 
@@ -269,8 +297,8 @@ def notify_all(title: str, **options: Any) -> list[Notification]:
 def send_progress(user_id: int, task_id: str, percent: float, message: str = "") -> None:
     """Push a task's progress to its user's tabs; progress is not saved."""
     percent = max(0, min(100, round(float(percent), 1)))
-    event = messages.make("progress", task_id=str(task_id), percent=percent, message=message)
-    _send_sync([(user_group(user_id), event)])
+    progress = messages.make("progress", task_id=str(task_id), percent=percent, message=message)
+    _send_sync([(user_group(user_id), _event(progress))])
 
 
 def mark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
@@ -279,17 +307,17 @@ def mark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
     Tells every tab of the user, so their badges agree. Ids of other users'
     notifications are ignored. Returns the ids that changed.
     """
-    changed, event = _mark_read_rows(user_id, ids)
+    changed, receipt = _mark_read_rows(user_id, ids)
     if changed:
-        _send_on_commit([(user_group(user_id), event)])
+        _send_on_commit([(user_group(user_id), _event(receipt))])
     return changed
 
 
 async def amark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
     """`mark_read()` for async code."""
-    changed, event = await sync_to_async(_mark_read_rows)(user_id, ids)
+    changed, receipt = await sync_to_async(_mark_read_rows)(user_id, ids)
     if changed:
-        await _send([(user_group(user_id), event)])
+        await _send([(user_group(user_id), _event(receipt))])
     return changed
 
 

@@ -5,9 +5,12 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
-from notifications import notify
+from notifications import messages, notify
 from notifications.consumers import CLOSE_UNAUTHENTICATED
+from notifications.models import Notification
+from notifications.publish import user_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,3 +139,23 @@ async def test_read_frame_marks_only_own_notifications_and_tells_every_tab(socke
         }
     await sync_to_async(theirs.refresh_from_db)()
     assert theirs.read_at is None
+
+
+async def test_a_notice_whose_event_comes_late_is_sent_before_the_next(sockets, alice):
+    communicator, _, _ = await sockets(alice)
+    await communicator.receive_json_from(timeout=5)
+    # Saved but not sent yet, as when another process saved it a moment
+    # earlier and is still about to send it (or the channel layer dropped it).
+    late = await sync_to_async(Notification.objects.create)(recipient=alice, title="Saved first")
+    following = await sync_to_async(notify)(alice, "Saved second")
+    first, second = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    assert [(first["id"], first["title"]), (second["id"], second["title"])] == [
+        (late.pk, "Saved first"),
+        (following.pk, "Saved second"),
+    ]
+    # The late event itself then arrives, and is not sent twice.
+    await get_channel_layer().group_send(
+        user_group(alice.pk),
+        {"type": "push", "message": messages.notification(late), "previous": 0},
+    )
+    assert await communicator.receive_nothing(timeout=0.5)

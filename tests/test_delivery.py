@@ -61,17 +61,20 @@ async def test_a_users_notifications_arrive_in_the_order_they_were_created(stack
     assert ids == sorted(set(ids))
 
 
-async def test_notices_from_concurrent_publishers_each_arrive_once_and_in_order(stack, tabs):
+async def test_notices_from_concurrent_publishers_arrive_once_and_in_id_order(stack, tabs):
     tab = await tabs("judy")
     publishers = [asyncio.to_thread(stack.manage, *publish("judy", 40, f"P{p}")) for p in range(3)]
     await asyncio.gather(*publishers)
-    await tab.until(lambda m: len(tab.notification_ids) == 120)
+    await tab.until(lambda m: len(tab.notification_ids) >= 120)
+    # A notice saved by one process a moment before another's may be sent a
+    # moment after it; the tab still gets them in the order they were saved,
+    # so resuming after the newest id seen can never skip one.
+    ids = tab.notification_ids
+    assert ids == sorted(set(ids))
+    assert len(ids) == 120
     titles = [m["title"] for m in tab.received if m["type"] == "notification"]
-    # Each publisher's notices in its own order. Between publishers a notice
-    # saved a moment later can overtake another on the way.
     for p in range(3):
         assert [t for t in titles if t.startswith(f"P{p} ")] == [f"P{p} {i}" for i in range(40)]
-    assert len(set(tab.notification_ids)) == 120
 
 
 async def test_reconnecting_while_notices_are_published_loses_none_and_repeats_none(stack, tabs):

@@ -96,6 +96,8 @@ async def test_redis_outage_keeps_http_up_and_tabs_catch_up_when_it_returns(own_
     assert receipt[-1]["unread"] == 0
     await tab.close()
 
+    # The same Daphne and worker processes lived through it all.
+    assert stack.processes["daphne"].poll() is None
     assert stack.processes["worker"].poll() is None
     saved = await asyncio.to_thread(stack.notifications, "alice")
     # Everything saved reached the tab exactly once, across the outage.
