@@ -100,3 +100,10 @@ class Tab:
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
+
+    async def __aenter__(self) -> "Tab":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

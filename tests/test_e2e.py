@@ -2,47 +2,19 @@
 HTTP, holds a WebSocket to Daphne, and a Celery worker's tasks reach it."""
 
 import asyncio
-import json
 
 import pytest
 import websockets
 
 from tests.stack import Browserless
+from tests.tab import Tab
 
 pytestmark = pytest.mark.e2e
 
 
-class Socket:
-    """A real WebSocket client with the session cookie, reading JSON messages."""
-
-    def __init__(self, stack, session: Browserless, query: str = "") -> None:
-        self.url = stack.ws_url + query
-        self.headers = {"Cookie": session.cookie_header, "Origin": stack.base_url}
-
-    async def __aenter__(self) -> "Socket":
-        self.ws = await websockets.connect(self.url, additional_headers=self.headers)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.ws.close()
-
-    async def next(self, timeout: float = 10) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-
-    async def until(self, predicate, timeout: float = 30) -> list[dict]:
-        """Messages up to and including the first one that satisfies `predicate`."""
-        seen = []
-        async with asyncio.timeout(timeout):
-            while True:
-                seen.append(await self.next(timeout))
-                if predicate(seen[-1]):
-                    return seen
-
-
 async def test_long_task_reports_progress_then_success(stack):
     alice = await asyncio.to_thread(Browserless, stack, "alice")
-    async with Socket(stack, alice) as socket:
-        assert (await socket.next())["type"] == "hello"
+    async with Tab(stack, alice) as socket:  # connecting checks the hello
         task_id = await asyncio.to_thread(alice.start_task, "report")
         messages = await socket.until(lambda m: m["type"] == "notification")
     progress = [m for m in messages if m["type"] == "progress"]
@@ -57,8 +29,7 @@ async def test_long_task_reports_progress_then_success(stack):
 
 async def test_failing_task_gives_a_readable_error_notification(stack):
     bob = await asyncio.to_thread(Browserless, stack, "bob")
-    async with Socket(stack, bob) as socket:
-        await socket.next()
+    async with Tab(stack, bob) as socket:
         task_id = await asyncio.to_thread(bob.start_task, "import")
         done = (await socket.until(lambda m: m["type"] == "notification"))[-1]
     assert (done["level"], done["task_id"]) == ("error", task_id)
@@ -70,9 +41,7 @@ async def test_failing_task_gives_a_readable_error_notification(stack):
 async def test_management_command_reaches_the_connected_user_only(stack):
     carol = await asyncio.to_thread(Browserless, stack, "carol")
     dave = await asyncio.to_thread(Browserless, stack, "dave")
-    async with Socket(stack, carol) as carols, Socket(stack, dave) as daves:
-        await carols.next()
-        await daves.next()
+    async with Tab(stack, carol) as carols, Tab(stack, dave) as daves:
         result = await asyncio.to_thread(
             stack.manage,
             "notify",
@@ -124,8 +93,7 @@ async def test_anonymous_socket_is_told_to_log_in(stack):
 
 async def test_a_retried_task_ends_in_exactly_one_notification(stack):
     erin = await asyncio.to_thread(Browserless, stack, "erin")
-    async with Socket(stack, erin) as socket:
-        await socket.next()
+    async with Tab(stack, erin) as socket:
         task_id = await asyncio.to_thread(erin.start_task, "flaky")
         messages = await socket.until(lambda m: m["type"] == "notification")
         attempts = [m["message"] for m in messages if m["type"] == "progress"]
@@ -140,9 +108,7 @@ async def test_a_retried_task_ends_in_exactly_one_notification(stack):
 
 async def test_oversized_frame_is_refused_with_1009_and_others_keep_receiving(stack):
     frank = await asyncio.to_thread(Browserless, stack, "frank")
-    async with Socket(stack, frank) as big, Socket(stack, frank) as steady:
-        await big.next()
-        await steady.next()
+    async with Tab(stack, frank) as big, Tab(stack, frank) as steady:
         await big.ws.send("x" * (64 * 1024 + 1))
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await big.next()
