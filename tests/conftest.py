@@ -9,6 +9,11 @@ from config.settings import redis_host
 from tests.sockets import open_socket
 from tests.stack import running
 
+# Threads of this process (the consumer's database thread, the sender loop) would
+# keep persistent connections open past the run, and PostgreSQL refuses to drop
+# a test database that is still in use.
+settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
 
 def use_redis(url: str) -> None:
     """Point this process's channel layer and Celery app at `url`."""
