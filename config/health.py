@@ -4,18 +4,11 @@ Answers 200 when all is well and 503 naming the failing part, so a load
 balancer takes the instance out and an operator sees why.
 """
 
-from functools import cache
-
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-
-@cache
-def _redis(url: str) -> redis.Redis:
-    # One client (and connection pool) per URL for the life of the process.
-    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+from notifications.clients import redis_client
 
 
 def _redis_urls() -> list[str]:
@@ -31,7 +24,7 @@ def check_database() -> None:
 
 def check_redis() -> None:
     for url in _redis_urls():
-        _redis(url).ping()
+        redis_client(url).ping()
 
 
 CHECKS = {"database": check_database, "redis": check_redis}

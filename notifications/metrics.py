@@ -22,6 +22,8 @@ from datetime import datetime
 
 from django.conf import settings
 
+from notifications.clients import redis_client
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "notifications:metrics:"
@@ -168,18 +170,13 @@ def observe_publish_to_send(created_at: str) -> None:
 
 def render() -> str:
     """Every live process's series, in Prometheus text format."""
-    import redis
-
     _flusher.ensure_running()
     _flusher.flush()  # this process's figures as of now
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, decode_responses=True)
-    try:
-        by_process = {
-            key.removeprefix(KEY_PREFIX): client.hgetall(key)
-            for key in sorted(client.scan_iter(match=KEY_PREFIX + "*", count=500))
-        }
-    finally:
-        client.close()
+    client = redis_client(settings.REDIS_URL)
+    by_process = {
+        key.removeprefix(KEY_PREFIX): client.hgetall(key)
+        for key in sorted(client.scan_iter(match=KEY_PREFIX + "*", count=500))
+    }
     lines = []
     for name, (kind, text) in HELP.items():
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]

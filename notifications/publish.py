@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 
 # An event's "type" names the consumer method that relays it ("push" -> push()).
 EVENT_TYPE = "push"
-# How many group_send calls one batch keeps in flight; more would open as many
-# Redis connections.
-SEND_CONCURRENCY = 64
 
 User = get_user_model()
 TITLE_MAX = Notification._meta.get_field("title").max_length
@@ -139,39 +136,16 @@ def _newest_below(recipients: set[int], below: int) -> dict[int, int]:
     return dict(_rows(sql, sorted(recipients), below))
 
 
-async def _send(pairs: list[tuple[str, dict]]) -> int:
-    """group_send each (group, event); returns how many failed, logged once per batch."""
-    layer = get_channel_layer()
-    if len(pairs) > 1 and hasattr(layer, "group_send_many"):
-        # config.channel_layer sends a batch (a broadcast) in a few round trips.
-        try:
-            await layer.group_send_many(pairs)
-            errors = []
-        except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
-            errors = [exc] * len(pairs)
-    else:
-        limit = asyncio.Semaphore(SEND_CONCURRENCY)
-
-        async def one(group: str, event: dict) -> Exception | None:
-            async with limit:
-                try:
-                    await layer.group_send(group, event)
-                except Exception as exc:  # Redis down, timeouts: the row is saved anyway
-                    return exc
-                return None
-
-        results = await asyncio.gather(*(one(group, event) for group, event in pairs))
-        errors = [error for error in results if error is not None]
+async def _send(pairs: list[tuple[str, dict]]) -> None:
+    """group_send each (group, event), all in a few round trips (config.channel_layer)."""
     kind = pairs[0][1]["message"]["type"]
-    if errors:
-        log.warning(
-            "could not send %d of %d %s message(s): %r", len(errors), len(pairs), kind, errors[0]
-        )
-        metrics.inc("notifications_publish_failures_total", len(errors))
-    sent = len(pairs) - len(errors)
-    if sent:
-        metrics.inc(f'notifications_published_total{{type="{kind}"}}', sent)
-    return len(errors)
+    try:
+        await get_channel_layer().group_send_many(pairs)
+    except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
+        log.warning("could not send %d of %d %s message(s): %r", len(pairs), len(pairs), kind, exc)
+        metrics.inc("notifications_publish_failures_total", len(pairs))
+        return
+    metrics.inc(f'notifications_published_total{{type="{kind}"}}', len(pairs))
 
 
 def _send_sync(pairs: list[tuple[str, dict]]) -> None:

@@ -8,19 +8,14 @@ ticket that leaks from a log cannot be replayed.
 """
 
 import secrets
-from functools import cache
 
-import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 
+from notifications.clients import redis_client
+
 SALT = "notifications.ticket"
-
-
-@cache
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
 
 
 def issue(user_id: int) -> str:
@@ -34,7 +29,7 @@ def redeem(ticket: str):
         payload = signing.loads(ticket, salt=SALT, max_age=ttl)
     except signing.BadSignature:  # forged, tampered with, or expired
         return None
-    burnt = _redis(settings.REDIS_URL).set(
+    burnt = redis_client(settings.REDIS_URL).set(
         f"ticket-used:{payload['nonce']}", 1, nx=True, ex=ttl + 5
     )
     if not burnt:
