@@ -145,32 +145,28 @@ class Stack:
 
     def create_users(self, *names: str) -> None:
         """Users who log in with PASSWORD; their ids go into `user_ids`."""
-        result = self.manage(
-            "shell",
-            "--verbosity",
-            "0",
-            "-c",
-            "import json\n"
+        created = self.shell_json(
             "from django.contrib.auth.models import User\n"
             f"users = [User.objects.create_user(n, password={PASSWORD!r}) for n in {names!r}]\n"
-            "print(json.dumps({user.username: user.pk for user in users}))",
+            "result = {user.username: user.pk for user in users}"
         )
-        self.user_ids.update(json.loads(result.stdout))
+        self.user_ids.update(created)
 
     def notifications(self, username: str) -> list[dict]:
         """The user's saved notifications, oldest first, as the database holds them."""
-        result = self.manage(
-            "shell",
-            "--verbosity",
-            "0",
-            "-c",
-            "import json\n"
+        return self.shell_json(
             "from notifications.models import Notification\n"
             f"rows = Notification.objects.filter(recipient__username={username!r})\n"
-            "fields = ('id', 'title', 'level', 'task_id')\n"
-            "print(json.dumps(list(rows.order_by('id').values(*fields))))",
+            "result = list(rows.order_by('id').values('id', 'title', 'level', 'task_id'))"
         )
-        return json.loads(result.stdout)
+
+    def shell_json(self, code: str) -> Any:
+        """Run `code` in `manage.py shell` against the stack's database; returns
+        the JSON of the `result` it assigns."""
+        output = self.manage(
+            "shell", "--verbosity", "0", "-c", f"{code}\nimport json\nprint(json.dumps(result))"
+        )
+        return json.loads(output.stdout)
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
