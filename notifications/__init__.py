@@ -4,7 +4,7 @@
 loaded on first use so that importing the package never needs Django ready.
 """
 
-_PUBLIC = {"notify", "anotify", "notify_many", "notify_all", "send_progress", "mark_read"}
+_PUBLIC = {"notify", "anotify", "notify_many", "notify_all", "send_progress", "mark_read", "flush"}
 
 
 def __getattr__(name: str):

@@ -8,11 +8,13 @@ still saved, a warning is logged and the caller carries on.
 """
 
 import asyncio
+import atexit
 import json
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Iterable
+from collections import Counter, deque
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -44,42 +46,104 @@ def user_group(user_id: int) -> str:
 # --- Sending ---------------------------------------------------------------
 
 
-class _SenderLoop:
-    """One event loop thread per process for sync callers.
+class _Sender:
+    """Sends for sync callers from one event loop thread per process, in call order.
 
     `async_to_sync(group_send)` per call builds a new event loop, and the
     channel layer keeps its Redis connections per loop, so every call would
     open a new connection (a few hundred sends a second at best). Sync callers
-    hand their coroutine to this long-lived loop instead, which keeps one
-    connection pool for the life of the process. It is re-created after a
-    fork, so each Celery prefork child gets its own.
+    hand their events to this long-lived loop instead, which keeps one
+    connection pool for the life of the process.
+
+    A caller does not wait for Redis either: its events join one FIFO queue,
+    and a single sender task sends everything queued since its last round
+    trip in one `group_send_many`. One queue and one sender keep every user's
+    events in call order, and a burst costs a few round trips, not one each.
+    `flush()` waits until the queue is sent; it runs at exit, and after each
+    Celery task (worker/signals.py). When Redis is slower than the callers,
+    a caller waits once MAX_PENDING events are queued, for at most the send
+    timeout, and then its events are dropped with a warning (the rows stay).
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid = 0
+    MAX_PENDING = 10_000
+    # Events per round trip: a few script calls of config.channel_layer.SEND_CHUNK.
+    BATCH = 5_000
 
-    def run(self, coro: Awaitable[Any], timeout: float) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coro, self._running_loop())
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # each Celery prefork child its own
+        atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: deque[list[tuple[str, dict]]] = deque()
+        self._queued = 0  # events ever queued
+        self._done = 0  # events ever sent or given up on
+        self._sending = False
+
+    def submit(self, pairs: list[tuple[str, dict]]) -> None:
+        """Queue (group, event) pairs for sending and return at once."""
+        timeout = settings.NOTIFICATIONS_SEND_TIMEOUT
+        with self._lock:
+            room = self._changed.wait_for(
+                lambda: self._queued - self._done < self.MAX_PENDING, timeout
+            )
+            if not room:
+                log.warning(
+                    "%d events wait for the channel layer; dropped %d", self.MAX_PENDING, len(pairs)
+                )
+                metrics.inc("notifications_publish_failures_total", len(pairs))
+                return
+            self._queue.append(pairs)
+            self._queued += len(pairs)
+            start, self._sending = not self._sending, True
+            loop = self._running_loop()
+        if start:
+            asyncio.run_coroutine_threadsafe(self._drain(), loop)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is sent; False if that took too long."""
+        timeout = settings.NOTIFICATIONS_SEND_TIMEOUT if timeout is None else timeout
+        with self._lock:
+            target = self._queued
+            return self._changed.wait_for(lambda: self._done >= target, timeout)
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._sending = False
+                    return
+                batch: list[tuple[str, dict]] = []
+                while self._queue and len(batch) < self.BATCH:
+                    batch += self._queue.popleft()
+            try:
+                await asyncio.wait_for(_send(batch), settings.NOTIFICATIONS_SEND_TIMEOUT)
+            except TimeoutError:
+                log.warning(
+                    "channel layer did not answer within %ss; %d events not sent",
+                    settings.NOTIFICATIONS_SEND_TIMEOUT,
+                    len(batch),
+                )
+                metrics.inc("notifications_publish_failures_total", len(batch))
+            with self._lock:
+                self._done += len(batch)
+                self._changed.notify_all()
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid():
-                self._loop = asyncio.new_event_loop()
-                self._pid = os.getpid()
-                threading.Thread(
-                    target=self._loop.run_forever, name="notifications-sender", daemon=True
-                ).start()
-            return self._loop
+        """The sender's loop, started on first use (called with the lock held)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=self._loop.run_forever, name="notifications-sender", daemon=True
+            ).start()
+        return self._loop
 
 
-_sender = _SenderLoop()
+_sender = _Sender()
+flush = _sender.flush
 
 
 def _event(message: dict, previous: int | None = None) -> dict:
@@ -138,26 +202,20 @@ def _newest_below(recipients: set[int], below: int) -> dict[int, int]:
 
 async def _send(pairs: list[tuple[str, dict]]) -> None:
     """group_send each (group, event), all in a few round trips (config.channel_layer)."""
-    kind = pairs[0][1]["message"]["type"]
+    kinds = Counter(event["message"]["type"] for _, event in pairs)
     try:
         await get_channel_layer().group_send_many(pairs)
     except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
-        log.warning("could not send %d of %d %s message(s): %r", len(pairs), len(pairs), kind, exc)
+        counts = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+        log.warning("could not send %s message(s): %r", counts, exc)
         metrics.inc("notifications_publish_failures_total", len(pairs))
         return
-    metrics.inc(f'notifications_published_total{{type="{kind}"}}', len(pairs))
-
-
-def _send_sync(pairs: list[tuple[str, dict]]) -> None:
-    try:
-        _sender.run(_send(pairs), settings.NOTIFICATIONS_SEND_TIMEOUT)
-    except TimeoutError:
-        log.warning("channel layer did not answer within %ss", settings.NOTIFICATIONS_SEND_TIMEOUT)
-        metrics.inc("notifications_publish_failures_total", len(pairs))
+    for kind, n in kinds.items():
+        metrics.inc(f'notifications_published_total{{type="{kind}"}}', n)
 
 
 def _send_on_commit(pairs: list[tuple[str, dict]]) -> None:
-    transaction.on_commit(lambda: _send_sync(pairs))
+    transaction.on_commit(lambda: _sender.submit(pairs))
 
 
 # --- Validation ------------------------------------------------------------
@@ -298,7 +356,7 @@ def send_progress(user_id: int, task_id: str, percent: float, message: str = "")
     """Push a task's progress to its user's tabs; progress is not saved."""
     percent = max(0, min(100, round(float(percent), 1)))
     progress = messages.make("progress", task_id=str(task_id), percent=percent, message=message)
-    _send_sync([(user_group(user_id), _event(progress))])
+    _sender.submit([(user_group(user_id), _event(progress))])
 
 
 def mark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:

@@ -79,7 +79,7 @@ async def test_notices_from_concurrent_publishers_arrive_once_and_in_id_order(st
 
 async def test_reconnecting_while_notices_are_published_loses_none_and_repeats_none(stack, tabs):
     tab = await tabs("heidi")
-    publisher = asyncio.create_task(asyncio.to_thread(stack.manage, *publish("heidi", 300, "N")))
+    publisher = asyncio.create_task(asyncio.to_thread(stack.manage, *publish("heidi", 1000, "N")))
     rng = random.Random(4)
     replays = 0
     while not publisher.done():

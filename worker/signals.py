@@ -4,15 +4,19 @@ A task called with a `user_id` argument notifies that user when it succeeds
 (`success`) or fails for good (`error`); retries notify nothing. The notice
 is keyed by task id, so a task delivered twice (a worker killed after the
 notice, a visibility timeout) still gives the user exactly one.
+
+notify() and send_progress() queue their pushes and return; each task ends by
+waiting for its pushes to leave, so a worker process killed between tasks
+has none in hand.
 """
 
 import logging
 from typing import Any
 
 from celery import states
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_process_shutdown
 
-from notifications import notify
+from notifications import flush, notify
 from worker.reporting import UserError, task_title, user_of
 
 log = logging.getLogger(__name__)
@@ -62,3 +66,15 @@ def notify_outcome(
         )
     except ValueError as exc:  # e.g. the user was deleted while the task ran
         log.warning("no lifecycle notification for task %s: %s", task_id, exc)
+
+
+@task_postrun.connect
+def send_pushes(**_: Any) -> None:
+    """Runs after notify_outcome (receivers run in the order they connect)."""
+    if not flush():
+        log.warning("pushes still queued after the send timeout")
+
+
+@worker_process_shutdown.connect
+def send_pushes_before_exit(**_: Any) -> None:
+    flush()
