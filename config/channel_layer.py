@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
@@ -94,6 +95,9 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         self.receive_batch = receive_batch
         self.repair_delays = repair_delays
         self._repairs: set[asyncio.Future] = set()
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._buffers: dict[str, deque] = {}
+        self._reader: asyncio.Task | None = None
 
     def create_pool(self, index: int):
         host = dict(self.hosts[index])
@@ -101,17 +105,70 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             return super().create_pool(index)
         return BlockingConnectionPool.from_url(host.pop("address"), **host)
 
-    async def receive_single(self, channel: str):
-        """Pop a batch off this process's queue and hand each message to its channel's buffer.
+    async def receive(self, channel: str) -> dict:
+        """The next message for `channel`.
 
-        Called by receive() with its lock held. Returns ([], None), which
-        receive() reads as "nothing more to buffer", because the messages are
-        already queued in order here (returning the first one would put it
-        behind the later ones of the same channel).
+        The library gives every waiting consumer a bounded asyncio.Queue, and
+        each wait two tasks, a lock and an asyncio.wait: about 5 KB per idle
+        socket and most of Daphne's CPU per relayed message. Here a consumer
+        waits on a bare future, and one reader task per process pops batches
+        off the process's Redis queue and hands each message to its channel's
+        future, or to a buffer when that consumer is busy. The reader runs
+        while anyone waits; what arrives while nobody does stays in Redis.
         """
-        if "!" not in channel or self.receive_batch <= 1:
-            return await super().receive_single(channel)
-        channel_key = self.prefix + channel
+        if "!" not in channel:
+            return await super().receive(channel)
+        buffered = self._buffers.get(channel)
+        if buffered:
+            message = buffered.popleft()
+            if not buffered:
+                del self._buffers[channel]
+            return message
+        loop = asyncio.get_running_loop()
+        waiter = self._waiters[channel] = loop.create_future()
+        if self._reader is None or self._reader.done():
+            self._reader = loop.create_task(self._read(channel))
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # The consumer is gone (or gave up waiting): like the library, drop its buffer.
+            self._buffers.pop(channel, None)
+            raise
+        finally:
+            if self._waiters.get(channel) is waiter:
+                del self._waiters[channel]
+
+    async def _read(self, channel: str) -> None:
+        """Hand popped messages over until nobody waits; failures go to the waiters."""
+        swept, seen = time.monotonic(), {}
+        try:
+            while self._waiters:
+                for target, message in await self._pop_batch(channel):
+                    waiter = self._waiters.pop(target, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(message)
+                        continue
+                    buffer = self._buffers.get(target)
+                    if buffer is None:
+                        buffer = self._buffers[target] = deque(maxlen=self.capacity)
+                    elif len(buffer) == buffer.maxlen:
+                        self._record("overflow", 1)  # the oldest goes; `previous` repairs it
+                    buffer.append(message)
+                if time.monotonic() - swept > self.expiry:
+                    # A buffer not emptied since the last sweep belongs to a socket
+                    # that closed while a message was on its way: drop it.
+                    for name, buffer in seen.items():
+                        if self._buffers.get(name) is buffer:
+                            del self._buffers[name]
+                    swept, seen = time.monotonic(), dict(self._buffers)
+        except Exception as exc:  # Redis away: each waiting consumer fails as with the library
+            for waiter in self._waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(exc)
+
+    async def _pop_batch(self, channel: str) -> list[tuple[str, dict]]:
+        """(channel, message) pairs popped off this process's queue, in order."""
+        channel_key = self.prefix + self.non_local_name(channel)
         backup = self._backup_channel_name(channel_key)
         connection = self.connection(self.consistent_hash(channel))
         await self.receive_clean_locks.acquire(channel_key)
@@ -129,7 +186,7 @@ class RedisChannelLayer(BaseRedisChannelLayer):
                         _, member, score = result
                         await connection.zadd(backup, {member: float(score)})
                         contents = [member]
-            # No await from here to the return: the batch reaches the buffers whole.
+            # No await from here to the return: the batch reaches the consumers whole.
             cleaner = asyncio.ensure_future(connection.delete(backup))
             self.receive_cleaners.append(cleaner)
 
@@ -141,13 +198,19 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         except BaseException:
             self.receive_clean_locks.release(channel_key)
             raise
+        pairs = []
         for content in contents:
             message = self.deserialize(content)
             # A group_send names every channel of this process in the group at once.
             targets = message.pop("__asgi_channel__", channel)
             for target in targets if isinstance(targets, list) else [targets]:
-                self.receive_buffer[target].put_nowait(message)
-        return [], None
+                pairs.append((target, message))
+        return pairs
+
+    async def close_pools(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await super().close_pools()
 
     async def group_send(self, group: str, message: dict) -> int:
         """Send to every channel in the group; returns how many were over capacity.
