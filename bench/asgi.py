@@ -1,7 +1,9 @@
 """The product's application plus the tutorial consumer at ws/tutorial/, for the benchmark.
 
-Both routes share one Daphne process, one Redis and the same session
-authentication and Origin check; only the consumer and its channel layer differ.
+Both routes share one Daphne process and one Redis. Ours goes through the
+product's own WebSocket stack (config.asgi: its session middleware and Origin
+check); the tutorial's through channels' AuthMiddlewareStack and Origin check,
+as the tutorials write it. Only that stack, the consumer and the channel layer differ.
 """
 
 import gc
@@ -16,19 +18,19 @@ from django.urls import path  # noqa: E402
 
 from bench.tutorial import TutorialConsumer  # noqa: E402
 from config.asgi import application as product  # noqa: E402  (sets Django up first)
-from notifications.routing import websocket_urlpatterns  # noqa: E402
+
+tutorial = AllowedHostsOriginValidator(
+    AuthMiddlewareStack(URLRouter([path("ws/tutorial/", TutorialConsumer.as_asgi())]))
+)
+
+
+async def websocket(scope, receive, send):
+    app = tutorial if scope["path"] == "/ws/tutorial/" else product.application_mapping["websocket"]
+    return await app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
-    {
-        "http": product.application_mapping["http"],
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(
-                URLRouter(
-                    [*websocket_urlpatterns, path("ws/tutorial/", TutorialConsumer.as_asgi())]
-                )
-            )
-        ),
-    }
+    {"http": product.application_mapping["http"], "websocket": websocket}
 )
 
 if os.getenv("BENCH_TUTORIAL_GC"):
