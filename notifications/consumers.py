@@ -73,7 +73,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         replay, skipped = ([], 0)
         if after is not None:
             replay, skipped = inbox.missed(self.user_id, after, settings.NOTIFICATIONS_REPLAY_LIMIT)
-        return inbox.unread_count(self.user_id), inbox.last_id(self.user_id), replay, skipped
+        unread, last_id = inbox.unread_and_last_id(self.user_id)
+        return unread, last_id, replay, skipped
 
     @database_sync_to_async
     def _missed(self, after: int) -> tuple[list[dict], int]:

@@ -21,11 +21,14 @@ def session_cookie(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-async def open_socket(user=None, path="/ws/notifications/", origin=ORIGIN):
-    """(communicator, connected, close code); `user` signs in by session cookie."""
+async def open_socket(user=None, path="/ws/notifications/", origin=ORIGIN, cookie=None):
+    """(communicator, connected, close code); `user` signs in by session cookie,
+    or `cookie` is sent as the Cookie header."""
     headers = [origin] if origin else []
     if user is not None:
-        headers.append((b"cookie", await session_cookie(user)))
+        cookie = await session_cookie(user)
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code

@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from notifications import messages, notify
 from notifications.consumers import CLOSE_UNAUTHENTICATED
 from notifications.models import Notification
-from notifications.publish import user_group
+from notifications.publish import mark_read, user_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,6 +36,25 @@ async def test_hello_reports_the_unread_count(sockets, alice):
     hello = await communicator.receive_json_from(timeout=5)
     assert hello["type"] == "hello"
     assert hello["unread"] == 1
+
+
+async def test_hello_counts_only_own_unread_and_names_own_newest_id(sockets, alice, bob):
+    communicator, _, _ = await sockets(alice)
+    assert await communicator.receive_json_from(timeout=5) == {
+        "type": "hello",
+        "unread": 0,
+        "last_id": 0,
+    }
+    read = await sync_to_async(notify)(alice, "Seen")
+    await sync_to_async(mark_read)(alice.pk, [read.pk])
+    newest = await sync_to_async(notify)(alice, "Not yet seen")
+    await sync_to_async(notify)(bob, "Bob's")
+    communicator, _, _ = await sockets(alice)
+    assert await communicator.receive_json_from(timeout=5) == {
+        "type": "hello",
+        "unread": 1,
+        "last_id": newest.pk,
+    }
 
 
 async def test_notification_is_relayed_to_every_tab_of_its_user(sockets, alice):
