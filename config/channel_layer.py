@@ -58,6 +58,9 @@ return popped
 # Per channel key: drop expired messages, then add the message unless the key
 # is at capacity. ARGV: messages, capacities, now, expiry. Returns the 1-based
 # positions of the keys that were over capacity (their message was not added).
+# A queue is a sorted set popped by score, and members of equal score pop in
+# byte order: each message scores above the key's newest (by a microsecond when
+# `now` is not), so a key pops in the order its messages arrived, batch or not.
 GROUP_SEND = """
 local n = #KEYS
 local now = tonumber(ARGV[2 * n + 1])
@@ -66,7 +69,12 @@ local over = {}
 for i = 1, n do
     redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, now - expiry)
     if redis.call('ZCARD', KEYS[i]) < tonumber(ARGV[n + i]) then
-        redis.call('ZADD', KEYS[i], now, ARGV[i])
+        local score = now
+        local newest = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')[2]
+        if newest and tonumber(newest) >= score then
+            score = tonumber(newest) + 0.000001
+        end
+        redis.call('ZADD', KEYS[i], score, ARGV[i])
         redis.call('EXPIRE', KEYS[i], expiry)
     else
         table.insert(over, i)
@@ -168,9 +176,11 @@ class RedisChannelLayer(BaseRedisChannelLayer):
 
     async def _pop_batch(self, channel: str) -> list[tuple[str, dict]]:
         """(channel, message) pairs popped off this process's queue, in order."""
-        channel_key = self.prefix + self.non_local_name(channel)
+        # Every channel of this process shares one queue, on the shard of its common name.
+        process_channel = self.non_local_name(channel)
+        channel_key = self.prefix + process_channel
         backup = self._backup_channel_name(channel_key)
-        connection = self.connection(self.consistent_hash(channel))
+        connection = self.connection(self.consistent_hash(process_channel))
         await self.receive_clean_locks.acquire(channel_key)
         try:
             contents: list[bytes] = []

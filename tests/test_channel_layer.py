@@ -132,6 +132,18 @@ async def test_group_send_many_reaches_each_group_once(make_layer):
     assert await receives_nothing(layer, channels[0], timeout=0.2)
 
 
+async def test_one_groups_messages_keep_their_order_within_and_across_batches(make_layer):
+    # A sorted set pops equal scores in byte order, and the serializer starts
+    # each message with random bytes: same-time messages must not share a score.
+    layer = make_layer(capacity=5000)
+    channel = await layer.new_channel()
+    await layer.group_add("user.1", channel)
+    await layer.group_send_many([("user.1", {"type": "push", "n": n}) for n in range(300)])
+    for n in range(300, 400):
+        await layer.group_send("user.1", {"type": "push", "n": n})
+    assert await receive_all(layer, channel, 400) == list(range(400))
+
+
 async def test_group_send_many_repairs_what_a_full_queue_refused(make_layer):
     layer = make_layer(capacity=3, repair_delays=(0.2, 0.3, 0.5, 1.0, 2.0))
     channels = [await layer.new_channel() for _ in range(5)]
