@@ -166,7 +166,8 @@ class Run:
         log(f"[{self.size} users] {kind}: starting Daphne")
         self.flush_redis()
         env = {**self.env, "BENCH_TUTORIAL_GC": "1"} if kind == "tutorial" else self.env
-        daphne = Daphne(self.workdir, env, f"{kind}-{self.size}").start()
+        module = "config.serve" if kind == "ours" else "daphne"
+        daphne = Daphne(self.workdir, env, f"{kind}-{self.size}", module).start()
         url = f"ws://127.0.0.1:{daphne.port}{PATHS[kind]}"
         self.daphne = daphne
         try:

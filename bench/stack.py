@@ -101,9 +101,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Daphne:
-    """One Daphne process serving bench.asgi on a free port."""
+    """One Daphne process serving bench.asgi on a free port.
 
-    def __init__(self, workdir: Path, env: dict[str, str], name: str) -> None:
+    `module` is how it is started: `config.serve` for ours (the production
+    command, Daphne with our limits and socket handling), `daphne` for the tutorial.
+    """
+
+    def __init__(self, workdir: Path, env: dict[str, str], name: str, module: str) -> None:
+        self.module = module
         self.port = free_port()
         self.log_path = workdir / f"daphne-{name}.log"
         self.env = env
@@ -119,7 +124,7 @@ class Daphne:
                 [
                     sys.executable,
                     "-m",
-                    "daphne",
+                    self.module,
                     # Twisted listens with a backlog of 50 by default; a reconnect
                     # storm overflows it and clients wait for SYN retransmits.
                     "-e",
