@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import clients as clients_module
 from bench import publisher as publisher_module
 from bench import report
-from bench.stack import BASE_DIR, Daphne, RedisServer, bench_env, cpu_seconds, create_users
+from bench.stack import BASE_DIR, Daphne, RedisServer, bench_env, create_users
 
 monotonic = time.monotonic
 PATHS = {"ours": "/ws/notifications/", "tutorial": "/ws/tutorial/"}
@@ -166,8 +166,13 @@ class Run:
         log(f"[{self.size} users] {kind}: starting Daphne")
         self.flush_redis()
         env = {**self.env, "BENCH_TUTORIAL_GC": "1"} if kind == "tutorial" else self.env
-        module = "config.serve" if kind == "ours" else "daphne"
-        daphne = Daphne(self.workdir, env, f"{kind}-{self.size}", module).start()
+        if kind == "ours":
+            daphne = Daphne(
+                self.workdir, env, f"{kind}-{self.size}", "config.serve", self.args.serve_workers
+            )
+        else:
+            daphne = Daphne(self.workdir, env, f"{kind}-{self.size}", "daphne")
+        daphne.start()
         url = f"ws://127.0.0.1:{daphne.port}{PATHS[kind]}"
         self.daphne = daphne
         try:
@@ -232,7 +237,7 @@ class Run:
         errors: list[str] = []
         steps = self.args.memory_steps
         per_client = max(1, self.args.connect_concurrency // len(self.clients))
-        cpu_before = cpu_seconds(daphne.pid)
+        cpu_before = daphne.cpu()
         for step in range(steps):
             chunk = self.users[step * self.size // steps : (step + 1) * self.size // steps]
             began = monotonic()
@@ -251,7 +256,7 @@ class Run:
                 errors += reply["errors"]
             time.sleep(0.3)
             curve.append((ok, daphne.rss()))
-        cpu = cpu_seconds(daphne.pid) - cpu_before
+        cpu = daphne.cpu() - cpu_before
         time.sleep(self.args.idle_seconds)
         idle = daphne.rss()
         curve.append((ok, idle))
@@ -333,7 +338,7 @@ class Run:
         phase = self.next_phase()
         count = len(self.publishers)
         duration = self.args.duration
-        cpu_before = cpu_seconds(daphne.pid)
+        cpu_before = daphne.cpu()
         began = monotonic()
         replies = all_call(
             self.publishers,
@@ -365,7 +370,7 @@ class Run:
             **self.deliveries(phase, sent),
         }
         result["daphne_cpu_percent"] = round(
-            100 * (cpu_seconds(daphne.pid) - cpu_before) / (monotonic() - began), 1
+            100 * (daphne.cpu() - cpu_before) / (monotonic() - began), 1
         )
         del wall
         log(
@@ -473,6 +478,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, help="client processes")
     parser.add_argument("--publishers", type=int, help="publisher processes")
     parser.add_argument("--kinds", default="ours,tutorial")
+    parser.add_argument(
+        "--serve-workers",
+        type=int,
+        default=1,
+        help="Daphne processes behind one socket for ours (config.serve --workers)",
+    )
     parser.add_argument("--connect-concurrency", type=int, default=256)
     parser.add_argument("--idle-seconds", type=float, default=2.0)
     parser.add_argument("--out", type=Path, help="JSON results (default bench/results/latest.json)")
@@ -510,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             "rates": args.rates,
             "duration_s": args.duration,
             "clients": args.clients,
+            "serve_workers": args.serve_workers,
             "publishers": args.publishers,
             "p99_target_ms": P99_TARGET_MS,
         },

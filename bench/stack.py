@@ -84,6 +84,15 @@ def create_users(count: int) -> list[tuple[int, str]]:
     return [(user_id, s.session_key) for user_id, s in zip(users, sessions, strict=True)]
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (config.serve --workers runs Daphnes as children)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += process_tree(int(child))
+    return pids
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process, from /proc."""
     with open(f"/proc/{pid}/status") as status:
@@ -107,8 +116,11 @@ class Daphne:
     command, Daphne with our limits and socket handling), `daphne` for the tutorial.
     """
 
-    def __init__(self, workdir: Path, env: dict[str, str], name: str, module: str) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], name: str, module: str, workers: int = 1
+    ) -> None:
         self.module = module
+        self.workers = workers
         self.port = free_port()
         self.log_path = workdir / f"daphne-{name}.log"
         self.env = env
@@ -118,6 +130,16 @@ class Daphne:
     def origin(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    def listen_args(self) -> list[str]:
+        if self.workers > 1:  # config.serve binds once, with a backlog of 1024
+            return ["--workers", str(self.workers), "-b", HOST, "-p", str(self.port)]
+        # Twisted listens with a backlog of 50 by default; a reconnect storm
+        # overflows it and clients wait for SYN retransmits.
+        return ["-e", f"tcp:port={self.port}:interface={HOST}:backlog=1024"]
+
+    def listening(self) -> bool:
+        return self.log_path.read_text(errors="replace").count("Listening on") >= self.workers
+
     def start(self, timeout: float = 30) -> "Daphne":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -125,10 +147,7 @@ class Daphne:
                     sys.executable,
                     "-m",
                     self.module,
-                    # Twisted listens with a backlog of 50 by default; a reconnect
-                    # storm overflows it and clients wait for SYN retransmits.
-                    "-e",
-                    f"tcp:port={self.port}:interface={HOST}:backlog=1024",
+                    *self.listen_args(),
                     "bench.asgi:application",
                 ],
                 cwd=BASE_DIR,
@@ -140,7 +159,9 @@ class Daphne:
         while True:
             try:
                 urllib.request.urlopen(self.origin + "/accounts/login/", timeout=2).read()
-                return self
+                if self.listening():
+                    return self
+                raise OSError("not every worker listens yet")
             except OSError:
                 if self.process.poll() is not None:
                     raise RuntimeError("Daphne exited:\n" + self.log_path.read_text()) from None
@@ -154,7 +175,11 @@ class Daphne:
         return self.process.pid
 
     def rss(self) -> int:
-        return rss_bytes(self.pid)
+        """Resident memory of the server: every process of it."""
+        return sum(rss_bytes(pid) for pid in process_tree(self.pid))
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -191,12 +191,20 @@ class Stack:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start_daphne(self, name: str = "daphne", port: int | None = None) -> None:
-        """Start (or restart, on the same port) a Daphne process called `name`."""
+    def start_daphne(self, name: str = "daphne", port: int | None = None, workers: int = 1) -> None:
+        """Start (or restart, on the same port) a Daphne process called `name`,
+        or with `workers`, that many behind one socket (config.serve --workers)."""
         port = port or self.ports.get(name) or free_port()
         self.ports[name] = port
         self._spawn(
-            name, [sys.executable, "-m", "config.serve", "-b", "127.0.0.1", "-p", str(port)]
+            name,
+            [sys.executable, "-m", "config.serve", "--workers", str(workers)]
+            + ["-b", "127.0.0.1", "-p", str(port)],
+        )
+        wait_for(
+            lambda: self.log(name).count("Listening on TCP address") >= workers,
+            30,
+            f"{name} to listen",
         )
         wait_for(lambda: self._http_up(name), 30, f"{name} to answer HTTP")
 

@@ -3,6 +3,8 @@ channel layer sharded over two Redis servers."""
 
 import asyncio
 import json
+import os
+from pathlib import Path
 
 import pytest
 import redis
@@ -89,6 +91,32 @@ async def test_marking_read_on_one_daphne_updates_the_tab_on_the_other(cluster: 
     receipt = (await tabs["daphne2"].until(lambda m: m["type"] == "read"))[-1]
     assert receipt == {"type": "read", "ids": [notice["id"]], "unread": 0}
     for tab in tabs.values():
+        await tab.close()
+
+
+def sockets_of(pid: int) -> int:
+    return sum(
+        os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        for fd in os.listdir(f"/proc/{pid}/fd")
+    )
+
+
+async def test_workers_behind_one_socket_share_the_tabs_and_all_get_their_notices(
+    cluster: Stack,
+):
+    cluster.start_daphne("pair", workers=2)
+    pid = cluster.processes["pair"].pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 2
+    before = {pid: sockets_of(int(pid)) for pid in children}
+    session = await asyncio.to_thread(Browserless, cluster, "dave", "pair")
+    tabs = [Tab(cluster, session, "pair") for _ in range(24)]
+    await asyncio.gather(*(tab.connect() for tab in tabs))
+    # The kernel hands the connections to both processes.
+    assert all(sockets_of(int(pid)) > before[pid] for pid in children)
+    await asyncio.to_thread(cluster.manage, "notify", "Every tab", "--user", "dave")
+    for tab in tabs:
+        await tab.until(is_notice("Every tab"))
         await tab.close()
 
 
