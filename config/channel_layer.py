@@ -1,6 +1,7 @@
-"""The channel layer: channels-redis with a pool that waits and a batched receive.
+"""The channel layer: channels-redis with a pool that waits, one batched reader
+per process, and ordered, repaired group sends.
 
-Two measured limits of channels-redis 4.3 on redis-py 8 are lifted here (see
+Measured limits of channels-redis 4.3 on redis-py 8 lifted here (see
 bench/README.md for the figures):
 
 - redis-py 8's asyncio pool holds at most 100 connections and raises
@@ -14,9 +15,10 @@ bench/README.md for the figures):
   process on an idle machine and half that under load, so latency grew without
   bound above that rate. Here one script pops up to `receive_batch` messages
   and backs them up in one round trip, and one DEL clears the backup after they
-  are handed to their consumers: the same at-least-once hand-over (a receive
+  are handed to their consumers: the same at-least-once hand-over (a read
   cancelled mid-way leaves its batch in the backup, restored by the next one),
-  two round trips per batch instead of four per message.
+  two round trips per batch instead of four per message. One reader task per
+  process does this for every waiting consumer (see receive).
 - group_send took four sequential round trips (expire members, read them,
   expire messages, the capacity script sent in full each time). Here it takes
   two: members in one pipeline, then one cached script (EVALSHA) that expires,
@@ -24,6 +26,9 @@ bench/README.md for the figures):
   once (a broadcast). It also returns how many channels were over
   capacity, which the library only logs at INFO, and adds a dropped message
   again, to the full keys only, until its queue drains (see group_send).
+- The library scores queued messages by time, and members of equal score pop
+  in byte order (random, as each starts with a random prefix): two messages
+  sent in one instant could swap. Here a queue pops in arrival order.
 """
 
 import asyncio
