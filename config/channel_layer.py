@@ -111,6 +111,9 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         self._waiters: dict[str, asyncio.Future] = {}
         self._buffers: dict[str, deque] = {}
         self._reader: asyncio.Task | None = None
+        # The buffers as they were at the last sweep, and when (see _read).
+        self._swept_at = time.monotonic()
+        self._at_last_sweep: dict[str, deque] = {}
 
     def create_pool(self, index: int):
         host = dict(self.hosts[index])
@@ -153,7 +156,6 @@ class RedisChannelLayer(BaseRedisChannelLayer):
 
     async def _read(self, channel: str) -> None:
         """Hand popped messages over until nobody waits; failures go to the waiters."""
-        swept, seen = time.monotonic(), {}
         try:
             while self._waiters:
                 for target, message in await self._pop_batch(channel):
@@ -167,13 +169,13 @@ class RedisChannelLayer(BaseRedisChannelLayer):
                     elif len(buffer) == buffer.maxlen:
                         self._record("overflow", 1)  # the oldest goes; `previous` repairs it
                     buffer.append(message)
-                if time.monotonic() - swept > self.expiry:
+                if time.monotonic() - self._swept_at > self.expiry:
                     # A buffer not emptied since the last sweep belongs to a socket
                     # that closed while a message was on its way: drop it.
-                    for name, buffer in seen.items():
+                    for name, buffer in self._at_last_sweep.items():
                         if self._buffers.get(name) is buffer:
                             del self._buffers[name]
-                    swept, seen = time.monotonic(), dict(self._buffers)
+                    self._swept_at, self._at_last_sweep = time.monotonic(), dict(self._buffers)
         except Exception as exc:  # Redis away: each waiting consumer fails as with the library
             for waiter in self._waiters.values():
                 if not waiter.done():

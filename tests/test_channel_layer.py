@@ -153,3 +153,21 @@ async def test_group_send_many_repairs_what_a_full_queue_refused(make_layer):
     assert await layer.group_send_many([(f"user.{n}", {"n": n}) for n in range(5)]) == 2
     got = [await receive_all(layer, channel, 1) for channel in channels]
     assert got == [[0], [1], [2], [3], [4]]
+
+
+async def test_a_buffer_nobody_reads_is_dropped_after_the_expiry(make_layer):
+    # A message that reaches a socket's channel just as the socket closes is
+    # buffered, and nobody will read it: it must not stay for the process's life.
+    layer = make_layer(expiry=1)
+    alive, closed = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("user.1", alive)
+    await layer.group_add("user.2", closed)
+    waiting = asyncio.ensure_future(layer.receive(alive))  # keeps the reader running
+    await layer.group_send("user.2", {"type": "push", "n": -1})
+    for n in range(2):
+        await asyncio.sleep(1.1)  # the expiry itself is what has to pass
+        await layer.group_send("user.1", {"type": "push", "n": n})
+        assert (await asyncio.wait_for(waiting, 5))["n"] == n
+        waiting = asyncio.ensure_future(layer.receive(alive))
+    waiting.cancel()
+    assert await receives_nothing(layer, closed)
