@@ -14,6 +14,10 @@ from urllib.parse import urlsplit
 
 from config.redis_server import RedisServer, answers
 
+# The development conveniences (debug, the built-in key, the demo user) are
+# switched on here, for this stack only; the settings' defaults keep them off.
+os.environ.setdefault("DJANGO_DEBUG", "true")
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST, PORT = "127.0.0.1", int(os.getenv("PORT", "8000"))
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"

@@ -1,7 +1,9 @@
 """Django settings: one module, configured by environment variables.
 
-Every variable has a default that works on a laptop, so `make run` needs no
-environment at all; production differs only by its environment (see README).
+Every variable has a default, and the defaults are safe to expose: debug is
+off, and without DJANGO_SECRET_KEY nothing starts. `make run` and the tests
+switch the development conveniences on themselves (config/run.py,
+tests/settings.py); production differs only by its environment (see README).
 """
 
 import os
@@ -26,12 +28,19 @@ def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
 
 
-DEBUG = envbool("DJANGO_DEBUG", "true")
+DEBUG = envbool("DJANGO_DEBUG")
 
 SECRET_KEY = os.getenv("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
+        # Anyone who knows the key can forge sessions and socket tickets, so
+        # there is no public default to fall back on outside development.
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set (a long random string, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`). "
+            "For local development only, DJANGO_DEBUG=true uses a built-in key; "
+            "`make run` sets it."
+        )
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
 
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
@@ -230,7 +239,8 @@ NOTIFICATIONS_TICKET_TTL = envint("NOTIFICATIONS_TICKET_TTL", 30)
 NOTIFICATIONS_TICKET_ORIGINS = envlist("NOTIFICATIONS_TICKET_ORIGINS")
 # Seconds between each process's copy of its metrics into Redis (see notifications/metrics.py).
 NOTIFICATIONS_METRICS_INTERVAL = float(os.getenv("NOTIFICATIONS_METRICS_INTERVAL", "5"))
-# When set, /metrics asks for "Authorization: Bearer <token>".
+# /metrics asks for "Authorization: Bearer <token>"; with DEBUG off and no
+# token it answers 403 to everyone.
 METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
 
 LOGGING = {

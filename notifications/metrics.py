@@ -27,6 +27,10 @@ from notifications.clients import redis_client
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "notifications:metrics:"
+# A sorted set of every process's key, scored by when it expires: a scrape
+# reads this index instead of scanning the keyspace, which on a shared Redis
+# with millions of keys would walk all of them on every scrape.
+INDEX_KEY = "notifications:metrics-index"
 # How the flushing connection names itself in Redis's CLIENT LIST.
 CLIENT_NAME = "notifications-metrics"
 # Upper bounds (seconds) of the publish-to-send histogram's buckets.
@@ -132,10 +136,11 @@ class Flusher:
             self.client = redis.Redis.from_url(
                 settings.REDIS_URL, socket_timeout=2, client_name=CLIENT_NAME
             )
-        interval = settings.NOTIFICATIONS_METRICS_INTERVAL
+        ttl = int(settings.NOTIFICATIONS_METRICS_INTERVAL * 3) + 1
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(self.key, mapping=values)
-        pipe.expire(self.key, int(interval * 3) + 1)
+        pipe.expire(self.key, ttl)
+        pipe.zadd(INDEX_KEY, {self.key: time.time() + ttl})
         pipe.execute()
 
     def _run(self) -> None:
@@ -173,9 +178,16 @@ def render() -> str:
     _flusher.ensure_running()
     _flusher.flush()  # this process's figures as of now
     client = redis_client(settings.REDIS_URL)
+    now = time.time()
+    client.zremrangebyscore(INDEX_KEY, "-inf", now)  # processes that stopped reporting
+    keys = sorted(client.zrangebyscore(INDEX_KEY, now, "+inf"))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
     by_process = {
-        key.removeprefix(KEY_PREFIX): client.hgetall(key)
-        for key in sorted(client.scan_iter(match=KEY_PREFIX + "*", count=500))
+        key.removeprefix(KEY_PREFIX): values
+        for key, values in zip(keys, pipe.execute(), strict=True)
+        if values
     }
     lines = []
     for name, (kind, text) in HELP.items():

@@ -102,8 +102,19 @@ def ticket(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format; with METRICS_TOKEN set, only for its bearer."""
+    """Prometheus text format, only for the bearer of METRICS_TOKEN.
+
+    Without a token the page is open only in DEBUG: the figures name hosts and
+    process ids, and a scrape costs Redis round trips, so a production server
+    does not hand them to anyone who asks.
+    """
     token = settings.METRICS_TOKEN
+    if not token and not settings.DEBUG:
+        return HttpResponse(
+            "forbidden: set METRICS_TOKEN to enable /metrics\n",
+            status=403,
+            content_type="text/plain",
+        )
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), token.encode()):

@@ -118,6 +118,7 @@ class Stack:
                 self.redis_servers.append(RedisServer(self.workdir / f"redis-{shard}").start())
             self.redis_url = self.redis_servers[0].url
         self.env.update(
+            DJANGO_SETTINGS_MODULE="config.settings",
             DJANGO_DEBUG="false",
             DJANGO_SECRET_KEY="e2e-secret-key-" + "x" * 40,
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",

@@ -1,6 +1,7 @@
 """/metrics: every process's counters, from Redis, in Prometheus text format."""
 
 import os
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -28,8 +29,9 @@ def own(values: dict[str, float]) -> float:
     return sum(v for labels, v in values.items() if f':{os.getpid()}"' in labels)
 
 
-def test_metrics_page_is_prometheus_text_with_help_and_type(client, redis_client):
-    response = client.get("/metrics")
+def test_metrics_page_is_prometheus_text_with_help_and_type(client, settings, redis_client):
+    settings.METRICS_TOKEN = "t0ken"
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t0ken")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     body = response.content.decode()
@@ -58,8 +60,31 @@ def test_every_live_process_is_listed_with_its_own_label(redis_client):
     # Another process (say a Celery worker on another host) flushed its figures.
     key = metrics.KEY_PREFIX + "worker-host:4242"
     redis_client.hset(key, mapping={'notifications_published_total{type="notification"}': 7})
+    redis_client.zadd(metrics.INDEX_KEY, {key: time.time() + 30})
     text = metrics.render()
     assert 'notifications_published_total{process="worker-host:4242",type="notification"} 7' in text
+
+
+def test_a_scrape_reads_the_index_and_never_scans_the_keyspace(redis_client):
+    # A shared Redis: many keys that are none of ours.
+    pipe = redis_client.pipeline()
+    for i in range(20_000):
+        pipe.set(f"someone-else:{i}", 1)
+    pipe.execute()
+    metrics.inc("notifications_delivered_total", 0)
+    redis_client.config_resetstat()
+    text = metrics.render()
+    assert f':{os.getpid()}"' in text  # this process is listed
+    commands = redis_client.info("commandstats")
+    assert not {"cmdstat_scan", "cmdstat_keys"} & commands.keys(), sorted(commands)
+
+
+def test_a_stopped_process_leaves_the_index(redis_client):
+    key = metrics.KEY_PREFIX + "gone-host:1"
+    redis_client.hset(key, mapping={"notifications_connected_sockets": 3})
+    redis_client.zadd(metrics.INDEX_KEY, {key: time.time() - 1})
+    assert "gone-host" not in metrics.render()
+    assert redis_client.zscore(metrics.INDEX_KEY, key) is None
 
 
 def test_histogram_buckets_are_cumulative(redis_client):
@@ -82,6 +107,15 @@ def test_a_token_guards_the_page_when_set(client, settings, redis_client):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert ok.status_code == 200
+
+
+def test_without_debug_the_page_needs_a_token_even_when_none_is_set(client, settings, redis_client):
+    settings.DEBUG = False
+    settings.METRICS_TOKEN = ""
+    response = client.get("/metrics")
+    assert response.status_code == 403
+    assert b"METRICS_TOKEN" in response.content
+    assert b"notifications_" not in response.content
 
 
 @sync_to_async

@@ -159,16 +159,39 @@ def test_deploy_check_is_clean_with_the_documented_production_settings():
     assert "System check identified no issues" in result.stdout
 
 
-def test_production_refuses_to_start_without_a_secret_key():
-    env = {**os.environ, "DJANGO_DEBUG": "false"}
-    env.pop("DJANGO_SECRET_KEY", None)
-    result = subprocess.run(
+def bare_environment() -> dict[str, str]:
+    """The environment of a machine where nobody set anything for this project."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    return env
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
         [sys.executable, "manage.py", "check"],
+        [sys.executable, "-m", "daphne", "-p", "0", "config.asgi:application"],
+        [sys.executable, "-m", "config.serve", "-p", "0"],
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "solo"],
+    ],
+    ids=["check", "daphne", "serve", "celery"],
+)
+def test_with_no_environment_nothing_starts_and_the_error_names_the_key(command):
+    result = subprocess.run(
+        command, cwd=BASE_DIR, env=bare_environment(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr + result.stdout
+
+
+def test_with_no_environment_debug_is_off():
+    script = "from django.conf import settings; print(settings.DEBUG)"
+    env = {**bare_environment(), "DJANGO_SECRET_KEY": "x" * 50}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
         cwd=BASE_DIR,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
