@@ -14,8 +14,11 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from notifications import daphne_patches  # noqa: E402
 from notifications.auth import TicketOrSession  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
+
+daphne_patches.install()
 
 application = ProtocolTypeRouter(
     {

@@ -260,13 +260,19 @@ class RedisChannelLayer(BaseRedisChannelLayer):
                 pipe.zremrangebyscore(key, min=0, max=oldest)
                 pipe.zrange(key, 0, -1)
             replies = await pipe.execute()
-            for (_, message), members in zip(host_pairs, replies[1::2], strict=True):
+            for (group, message), members in zip(host_pairs, replies[1::2], strict=True):
                 if not members:
                     continue
                 names = [member.decode("utf8") for member in members]
-                by_connection, payloads, capacities = self._map_channel_keys_to_connection(
-                    names, message
-                )
+                try:
+                    by_connection, payloads, capacities = self._map_channel_keys_to_connection(
+                        names, message
+                    )
+                except Exception as exc:  # e.g. an integer msgpack cannot hold
+                    # Serialised one by one, so one bad message is all that is lost.
+                    log.warning("dropped a message to %s that cannot be serialised: %r", group, exc)
+                    self._record("unserialisable", 1)
+                    continue
                 for target, keys in by_connection.items():
                     items_by_index.setdefault(target, []).extend(
                         (k, payloads[k], capacities[k]) for k in keys

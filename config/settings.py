@@ -233,6 +233,11 @@ NOTIFICATIONS_READ_BATCH = 500
 # told "rate_limited" and closed with 4008.
 NOTIFICATIONS_WS_RATE = float(os.getenv("NOTIFICATIONS_WS_RATE", "5"))
 NOTIFICATIONS_WS_BURST = envint("NOTIFICATIONS_WS_BURST", 20)
+# A socket whose unsent output (the client stopped reading) stays above this
+# many bytes for NOTIFICATIONS_WS_SLOW_SECONDS, or passes eight times it, is
+# closed; the client catches up from the database when it reconnects.
+NOTIFICATIONS_WS_MAX_UNSENT_BYTES = envint("NOTIFICATIONS_WS_MAX_UNSENT_BYTES", 1024 * 1024)
+NOTIFICATIONS_WS_SLOW_SECONDS = float(os.getenv("NOTIFICATIONS_WS_SLOW_SECONDS", "10"))
 # Socket tickets (for clients without the session cookie): lifetime in seconds,
 # and the extra origins (besides ALLOWED_HOSTS) a ticket socket may come from.
 NOTIFICATIONS_TICKET_TTL = envint("NOTIFICATIONS_TICKET_TTL", 30)

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from notifications import inbox, messages, metrics, publish
+from notifications import inbox, limits, messages, metrics, publish
 from notifications.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,36 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     one has not been sent yet the socket first catches up from the database.
     """
 
+    user_id: int | None = None
+    counted = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Whatever ends the socket (a close, an error in a handler, the server
+        # cancelling it at shutdown), it leaves its group and the gauge.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        """Leave the user's group and uncount the socket; safe to call twice."""
+        if self.counted:
+            self.counted = False
+            metrics.inc("notifications_connected_sockets", -1)
+        # A group is forgotten only once left: at shutdown Daphne cancels the
+        # socket's task, perhaps mid-discard, and the `finally` above tries again.
+        while self.groups:
+            try:
+                await self.channel_layer.group_discard(self.groups[0], self.channel_name)
+            except Exception as exc:  # Redis away: the membership expires by itself
+                log.warning("could not leave %s: %r", self.groups[0], exc)
+            del self.groups[0]
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        await self._release()
+        await super().websocket_disconnect(message)
+
     async def connect(self) -> None:
-        self.user_id: int | None = None
         self.frames = TokenBucket(settings.NOTIFICATIONS_WS_RATE, settings.NOTIFICATIONS_WS_BURST)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -64,9 +92,17 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await self._greet(self._after())
 
     def _after(self) -> int | None:
+        """The `?after=` id, or None when it is not a plain decimal number.
+
+        Only ASCII digits count ("²".isdigit() is true, int("²") raises), and a
+        huge number is clamped to the largest id rather than parsed in full.
+        """
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         value = query.get("after", [""])[0]
-        return int(value) if value.isdigit() else None
+        if not (value.isascii() and value.isdigit()):
+            return None
+        value = value.lstrip("0") or "0"
+        return limits.INT_MAX if len(value) > 19 else min(int(value), limits.INT_MAX)
 
     @database_sync_to_async
     def _summary(self, after: int | None) -> tuple[int, int, list[dict], int]:
@@ -111,11 +147,6 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         if message["type"] == "notification":
             metrics.observe_publish_to_send(message["created_at"])
 
-    async def disconnect(self, code: int) -> None:
-        if getattr(self, "counted", False):
-            self.counted = False
-            metrics.inc("notifications_connected_sockets", -1)
-
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.frames.take():
             await self._refuse("rate_limited", "too many frames; reconnect later")
@@ -128,7 +159,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             return
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting ("[[[[…") exhausts the parser
             await self._refuse("bad_json", "the frame is not valid JSON")
             return
         if not isinstance(frame, dict):
@@ -155,7 +186,20 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await self.send_message(messages.make("error", code=code, detail=detail))
 
     async def send_message(self, message: dict) -> None:
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        """Send one message; a message that cannot be sent is logged, never fatal.
+
+        A message too big for a frame (a row saved before today's limits) goes
+        out shortened; anything else that fails (a closed transport, a value
+        the encoder refuses) skips this one message and keeps the socket.
+        """
+        try:
+            text = messages.wire(message)
+            if len(text.encode()) > limits.FRAME_MAX_BYTES:
+                text = messages.wire(messages.fitted(message))
+            await self.send(text_data=text)
+        except Exception as exc:
+            log.warning("could not send a %s message: %r", message.get("type"), exc)
+            metrics.inc("notifications_send_failures_total")
 
     async def dispatch(self, message: dict) -> None:
         # A push touches no database, so it skips channels' per-message

@@ -5,7 +5,10 @@ fails where the message is built, not in somebody's browser. Values are plain
 JSON (no datetimes, no models), because channel-layer events go through msgpack.
 """
 
+import json
 from typing import Any
+
+from notifications import limits
 
 SCHEMAS: dict[str, frozenset[str]] = {
     # Sent once per connection, after authentication.
@@ -47,3 +50,29 @@ def notification(n: Any) -> dict[str, Any]:
         task_id=n.task_id or None,
         created_at=n.created_at.isoformat(),
     )
+
+
+def wire(message: dict[str, Any]) -> str:
+    """A message as the text of one WebSocket frame: compact JSON, UTF-8 as is."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def fitted(message: dict[str, Any]) -> dict[str, Any]:
+    """`message` cut down to the limits of notifications.limits.
+
+    Everything `notify()` accepts already fits; this is for rows saved before
+    the limits existed, so that replaying them cannot kill a socket.
+    """
+    if message.get("type") != "notification":
+        return message
+    data = message["data"]
+    if len(wire(data).encode()) > limits.DATA_MAX_BYTES:
+        data = {"truncated": True}
+    url = message["url"]
+    return {
+        **message,
+        "title": limits.shorten(message["title"], limits.TITLE_MAX),
+        "body": limits.shorten(message["body"], limits.BODY_MAX),
+        "url": url if len(url) <= limits.URL_MAX else "",
+        "data": data,
+    }

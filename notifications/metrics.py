@@ -47,6 +47,14 @@ HELP = {
         "Messages the publisher could not hand to the channel layer (Redis down, timeout).",
     ),
     "notifications_delivered_total": ("counter", "Messages written to a browser's socket."),
+    "notifications_send_failures_total": (
+        "counter",
+        "Messages a socket could not send (skipped; the socket stays open).",
+    ),
+    "notifications_slow_sockets_closed_total": (
+        "counter",
+        "Sockets closed because their client stopped reading (NOTIFICATIONS_WS_MAX_UNSENT_BYTES).",
+    ),
     "notifications_channel_layer_errors_total": (
         "counter",
         "Channel-layer failures seen by sockets (joining a group failed).",
@@ -54,7 +62,8 @@ HELP = {
     "notifications_channel_layer_drops_total": (
         "counter",
         "Messages refused by a full inbound queue (outcome=dropped), added again once it "
-        "drained (repaired), or given up after the retries (lost).",
+        "drained (repaired), given up after the retries (lost), or that could not be "
+        "serialised (unserialisable).",
     ),
     "notifications_publish_to_send_seconds": (
         "histogram",

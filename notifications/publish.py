@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import json
 import logging
+import math
 import os
 import threading
 from collections import Counter, deque
@@ -24,7 +25,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from notifications import messages, metrics
+from notifications import limits, messages, metrics
 from notifications.models import Level, Notification
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,7 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "push"
 
 User = get_user_model()
-TITLE_MAX = Notification._meta.get_field("title").max_length
-URL_MAX = Notification._meta.get_field("url").max_length
-ID_MAX = 2**63 - 1  # the largest primary key a BigAutoField can hold
+ID_MAX = limits.INT_MAX  # the largest primary key a BigAutoField can hold
 
 
 def user_group(user_id: int) -> str:
@@ -225,6 +224,9 @@ def _as_ids(users: Iterable[Any]) -> list[int]:
     ids = [getattr(u, "pk", u) for u in users]
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise ValueError("recipients must be users or integer user ids")
+    out_of_range = [i for i in ids if not 0 < i <= ID_MAX]
+    if out_of_range:
+        raise _unknown_users(out_of_range)
     return ids
 
 
@@ -243,35 +245,85 @@ def _user_ids(users: Iterable[Any]) -> list[int]:
     return ids
 
 
-def _fields(title: str, body: str, level: str, url: str, data: Any, task_id: Any) -> dict:
-    """Checked, normalised notification fields; ValueError names what is wrong."""
-    if level not in Level.values:
-        raise ValueError(f"unknown level {level!r}: use one of {', '.join(Level.values)}")
-    if not isinstance(title, str) or not title.strip():
-        raise ValueError("title must be a non-empty string")
-    if len(title) > TITLE_MAX:
-        raise ValueError(f"title is {len(title)} characters long; the limit is {TITLE_MAX}")
-    if not isinstance(body, str) or not isinstance(url, str):
-        raise ValueError("body and url must be strings")
-    if len(url) > URL_MAX:
-        raise ValueError(f"url is {len(url)} characters long; the limit is {URL_MAX}")
+# How deep `data` may nest: msgpack (the channel layer) refuses beyond 511.
+DATA_MAX_DEPTH = 32
+
+
+def _text(name: str, value: Any, limit: int) -> str:
+    """A string field: a str of at most `limit` characters that every store can hold."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, not {type(value).__name__}")
+    if len(value) > limit:
+        raise ValueError(f"{name} is {len(value)} characters long; the limit is {limit}")
+    _storable(name, value)
+    return value
+
+
+def _storable(name: str, value: str) -> None:
+    # PostgreSQL refuses NUL in text and JSON, and a lone surrogate ("\ud800")
+    # is not UTF-8, so the frame carrying it could not be encoded.
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} contains an unpaired surrogate, which is not UTF-8") from None
+
+
+def _data(data: Any) -> dict:
+    """`data` as plain JSON that fits DATA_MAX_BYTES and that every store and wire holds."""
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise ValueError(f"data must be a JSON object (a dict), not {type(data).__name__}")
     try:
-        # The round trip turns tuples into lists and proves the value is plain
-        # JSON, which is also what msgpack can carry through the channel layer.
-        data = json.loads(json.dumps(data, allow_nan=False))
+        # The round trip turns tuples into lists and proves the value is plain JSON.
+        text = json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        data = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"data is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"data nests deeper than {DATA_MAX_DEPTH} levels") from None
+    size = len(text.encode(errors="surrogatepass"))
+    if size > limits.DATA_MAX_BYTES:
+        raise ValueError(
+            f"data is {size} bytes as JSON; the limit is {limits.DATA_MAX_BYTES} "
+            "(keep large payloads elsewhere and put their url in the notification)"
+        )
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > DATA_MAX_DEPTH:
+            raise ValueError(f"data nests deeper than {DATA_MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for key in value:
+                _storable("a key in data", key)
+            pending += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            pending += [(v, depth + 1) for v in value]
+        elif isinstance(value, str):
+            _storable("a string in data", value)
+        elif isinstance(value, int) and not limits.INT_MIN <= value <= limits.INT_MAX:
+            raise ValueError(f"data holds {value}, outside the 64-bit range JSON tools agree on")
+    return data
+
+
+def _fields(title: str, body: str, level: str, url: str, data: Any, task_id: Any) -> dict:
+    """Checked, normalised notification fields; ValueError names what is wrong.
+
+    The limits (notifications/limits.py) keep every message within one frame.
+    """
+    if level not in Level.values:
+        raise ValueError(f"unknown level {level!r}: use one of {', '.join(Level.values)}")
+    if isinstance(title, str) and not title.strip():
+        raise ValueError("title must be a non-empty string")
     return {
-        "title": title,
-        "body": body,
+        "title": _text("title", title, limits.TITLE_MAX),
+        "body": _text("body", body, limits.BODY_MAX),
         "level": level,
-        "url": url,
-        "data": data,
-        "task_id": "" if task_id is None else str(task_id),
+        "url": _text("url", url, limits.URL_MAX),
+        "data": _data(data),
+        "task_id": "" if task_id is None else _text("task_id", str(task_id), limits.TASK_ID_MAX),
     }
 
 
@@ -395,9 +447,20 @@ def notify_all(title: str, **options: Any) -> list[Notification]:
 
 
 def send_progress(user_id: int, task_id: str, percent: float, message: str = "") -> None:
-    """Push a task's progress to its user's tabs; progress is not saved."""
-    percent = max(0, min(100, round(float(percent), 1)))
-    progress = messages.make("progress", task_id=str(task_id), percent=percent, message=message)
+    """Push a task's progress to its user's tabs; progress is not saved.
+
+    A message longer than limits.PROGRESS_MESSAGE_MAX is shortened, not refused:
+    a task should not fail over the wording of its progress.
+    """
+    (user_id,) = _as_ids([user_id])
+    task_id = _text("task_id", str(task_id), limits.TASK_ID_MAX)
+    percent = float(percent)
+    if not math.isfinite(percent):
+        raise ValueError(f"percent must be a finite number, not {percent}")
+    percent = max(0, min(100, round(percent, 1)))
+    message = limits.shorten(str(message), limits.PROGRESS_MESSAGE_MAX)
+    message = message.encode(errors="replace").decode()  # no unpaired surrogates
+    progress = messages.make("progress", task_id=task_id, percent=percent, message=message)
     _sender.submit([(user_group(user_id), _event(progress))])
 
 
@@ -407,21 +470,30 @@ def mark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
     Tells every tab of the user, so their badges agree. Ids of other users'
     notifications are ignored. Returns the ids that changed.
     """
-    changed, receipt = _mark_read_rows(user_id, ids)
+    changed, receipts = _mark_read_rows(user_id, ids)
     if changed:
-        _send_on_commit([(user_group(user_id), _event(receipt))])
+        _send_on_commit([(user_group(user_id), _event(r)) for r in receipts])
     return changed
 
 
 async def amark_read(user_id: int, ids: Iterable[int] | None = None) -> list[int]:
     """`mark_read()` for async code."""
-    changed, receipt = await sync_to_async(_mark_read_rows)(user_id, ids)
+    changed, receipts = await sync_to_async(_mark_read_rows)(user_id, ids)
     if changed:
-        await _send([(user_group(user_id), _event(receipt))])
+        await _send([(user_group(user_id), _event(r)) for r in receipts])
     return changed
 
 
-def _mark_read_rows(user_id: int, ids: Iterable[int] | None) -> tuple[list[int], dict]:
+# Ids per `read` message: 1,000 ids of up to 19 digits stay far below a frame.
+READ_IDS_PER_MESSAGE = 1000
+
+
+def _mark_read_rows(user_id: int, ids: Iterable[int] | None) -> tuple[list[int], list[dict]]:
+    """Mark the rows read; the ids that changed, and the `read` messages that say so.
+
+    "Read all" of 15,000 notifications is 15 messages, each with the final
+    unread count, so every frame fits and the badge is right after any of them.
+    """
     unread = Notification.objects.filter(recipient_id=user_id, read_at__isnull=True)
     if ids is not None:
         # An id past the 64-bit range (JSON allows any size) names no row, and
@@ -431,4 +503,8 @@ def _mark_read_rows(user_id: int, ids: Iterable[int] | None) -> tuple[list[int],
         changed = list(unread.select_for_update().values_list("pk", flat=True))
         Notification.objects.filter(pk__in=changed).update(read_at=timezone.now())
     count = Notification.objects.filter(recipient_id=user_id, read_at__isnull=True).count()
-    return changed, messages.make("read", ids=changed, unread=count)
+    receipts = [
+        messages.make("read", ids=changed[i : i + READ_IDS_PER_MESSAGE], unread=count)
+        for i in range(0, len(changed), READ_IDS_PER_MESSAGE)
+    ]
+    return changed, receipts
