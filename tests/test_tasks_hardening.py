@@ -1,4 +1,4 @@
-"""POST /tasks/start/: it starts exactly the task asked for, or none.
+"""Hardening of the task path: starting a task, and the notice that ends it.
 
 The in-process Celery app publishes to the private Redis (conftest.py), so
 the broker's queue shows whether a task was enqueued.
@@ -7,11 +7,15 @@ the broker's queue shows whether a task was enqueued.
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import Client
+
+from notifications import anotify, notify
+from notifications.models import Notification
 
 QUEUE = "celery"  # Celery's default queue: a Redis list of that name
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -93,3 +97,26 @@ def test_another_content_type_is_415_and_starts_nothing(
     assert response.status_code == 415
     assert "application/json" in response.json()["error"]
     assert queued(redis_client) == []
+
+
+# --- A dedupe hit pushes the saved notification again ------------------------
+
+
+@pytest.mark.parametrize("publish", [sync_to_async(notify), anotify], ids=["notify", "anotify"])
+async def test_a_dedupe_hit_pushes_the_saved_notification_again(sockets, alice, publish):
+    # A worker died after saving the notice and before pushing it; its re-run
+    # hits the key, and the tab must still get the notice.
+    saved = await sync_to_async(Notification.objects.create)(
+        recipient=alice, title="Report finished", dedupe_key="task:t-1", task_id="t-1"
+    )
+    tab, _, _ = await sockets(alice)
+    assert (await tab.receive_json_from(timeout=5))["type"] == "hello"
+    again = await publish(alice, "Report finished", task_id="t-1", dedupe_key="task:t-1")
+    message = await tab.receive_json_from(timeout=5)
+    assert (message["type"], message["id"], message["title"]) == (
+        "notification",
+        saved.pk,
+        "Report finished",
+    )
+    assert again.pk == saved.pk
+    assert await Notification.objects.filter(recipient=alice).acount() == 1
