@@ -11,13 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
-from celery import Celery, states
+from celery import states
 from django.test import Client
 
 from notifications import anotify, flush, notify
 from notifications.limits import BODY_MAX, TITLE_MAX
 from notifications.models import Notification
-from tests.stack import Browserless, Stack
+from tests.stack import Browserless
 from tests.tab import Tab
 from worker import signals
 from worker.reporting import UserError, user_of
@@ -244,23 +244,13 @@ def test_a_digit_string_user_id_is_the_users_wherever_it_is_passed():
     assert user_of(task, ("٤٢",), {}) is None  # Arabic-Indic digits: isdigit() but not an id
 
 
-def enqueue(stack: Stack, name: str, **kwargs) -> str:
-    """Send task `name` to the stack's broker, as any producer would; returns its id."""
-    app = Celery(broker=stack.redis_url, set_as_current=False)
-    try:
-        return app.send_task(name, kwargs=kwargs).id
-    finally:
-        app.close()
-
-
 @pytest.mark.e2e
 async def test_a_real_task_over_the_limits_ends_in_one_shortened_notice(stack):
     await asyncio.to_thread(stack.create_users, "oscar")
     oscar = await asyncio.to_thread(Browserless, stack, "oscar")
     async with Tab(stack, oscar) as tab:
         task_id = await asyncio.to_thread(
-            enqueue,
-            stack,
+            stack.send_task,
             "tasks.tasks.long_job",
             user_id=str(stack.user_ids["oscar"]),  # as a form or JSON client may send it
             seconds=0,
