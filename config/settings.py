@@ -195,17 +195,25 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task must not wait an hour for redelivery after a worker dies; this must
-# stay longer than the longest task, or a running task is delivered twice.
-visibility_timeout = envint("CELERY_VISIBILITY_TIMEOUT", 3600)
+# A dead worker's task is delivered again once it has been unacknowledged for
+# the visibility timeout; a live worker re-scores the tasks it holds every
+# quarter of it (worker/heartbeat.py), so however long a task runs it is never
+# delivered twice while its worker lives.
+visibility_timeout = envint("CELERY_VISIBILITY_TIMEOUT", 60)
+# Live workers look for overdue messages every interval x throttle seconds:
+# 100 s with kombu's defaults, whatever the timeout. Look every tenth of the
+# timeout (1 to 10 s; one sweep is one ZRANGE), so a dead worker's task comes
+# back soon after its timeout.
+restore_interval = max(1, min(10, visibility_timeout // 10))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": visibility_timeout,
-    # Live workers look for overdue messages every interval x throttle seconds:
-    # 100 s with kombu's defaults, whatever the timeout. Look every tenth of the
-    # timeout (1 to 10 s; one sweep is one ZRANGE), so a dead worker's task comes
-    # back soon after its timeout.
-    "unacked_restore_interval": max(1, min(10, visibility_timeout // 10)),
+    "unacked_heartbeat_interval": visibility_timeout / 4,
+    "unacked_restore_interval": restore_interval,
     "unacked_restore_throttle": 1,
+    # A worker killed during a sweep leaves the sweep's lock behind, and for
+    # kombu's 5 minutes nobody would sweep. Two sweeps at once are harmless
+    # (each restore is a transaction), so the lock lapses after one interval.
+    "unacked_mutex_expire": restore_interval,
 }
 # Publishing a task gives up quickly when the broker is down, so a view can
 # answer 503 instead of hanging.

@@ -344,13 +344,12 @@ def notify(
     """Save a notification for one user and push it to their open tabs after commit.
 
     With a `dedupe_key`, a second call with the same key for the same user
-    saves and sends nothing and returns the first notification.
+    saves nothing, sends the first notification again and returns it: the
+    first caller may have died between saving and sending (clients drop
+    duplicates by id).
     """
-    notification, created = _save(
-        user_or_id, _fields(title, body, level, url, data, task_id), dedupe_key
-    )
-    if created:
-        _send_on_commit(_notification_events([notification]))
+    notification, _ = _save(user_or_id, _fields(title, body, level, url, data, task_id), dedupe_key)
+    _send_on_commit(_notification_events([notification]))
     return notification
 
 
@@ -367,9 +366,8 @@ async def anotify(
 ) -> Notification:
     """`notify()` for async code: saves in a thread, then sends on the running loop."""
     fields = _fields(title, body, level, url, data, task_id)
-    notification, created = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
-    if created:
-        await _send(await sync_to_async(_notification_events)([notification]))
+    notification, _ = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
+    await _send(await sync_to_async(_notification_events)([notification]))
     return notification
 
 

@@ -4,6 +4,8 @@ Each takes `user_id`, which is all it needs for lifecycle notifications
 (see worker/signals.py).
 """
 
+import time
+
 from celery import shared_task
 
 from tasks import work
@@ -48,3 +50,19 @@ def sync_invoices(self, user_id: int, fail_times: int = 2) -> str:
 @shared_task(notify_title="Cache warm-up")
 def warm_cache(user_id: int) -> str:
     return "The dashboard cache is warm."
+
+
+@shared_task(notify_title="Long job")
+def long_job(user_id: int, seconds: float = 10.0, message: str = "", url: str = "") -> dict:
+    """Works for `seconds`, reporting progress every second; returns `message` and `url`.
+
+    Not on the demo page: it is for trying out how a long task survives its
+    worker's death (and is not run twice while alive), and how a completion
+    that does not fit the limits still reaches the user.
+    """
+    report_progress(0, "Starting")
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        time.sleep(min(1.0, seconds - elapsed))  # stands in for a slice of real work
+        report_progress(100 * min(1.0, (time.monotonic() - started) / seconds), "Working")
+    return {"message": message or f"Worked for {seconds:g} s.", "url": url}

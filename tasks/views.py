@@ -1,14 +1,16 @@
 """The demo page and the endpoint that starts a task on behalf of the signed-in user."""
 
+import json
 import uuid
 
+from celery import Task
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
-from notifications.views import api_login_required
+from notifications.views import api_login_required, error
 from tasks import tasks
 
 STARTABLE = {
@@ -17,6 +19,15 @@ STARTABLE = {
     "quick": tasks.warm_cache,
     "flaky": tasks.sync_invoices,
 }
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class BadRequest(Exception):
+    """A request body the view cannot act on; `status` is what the caller is told."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @login_required
@@ -24,22 +35,53 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "tasks/home.html")
 
 
+def fields_of(request: HttpRequest) -> dict:
+    """The body as a dict: a JSON object or a form (the demo page sends a form).
+
+    Any other content type is 415, so a client that sends something else
+    learns it at once instead of having its body ignored.
+    """
+    if request.content_type in FORM_TYPES:
+        return request.POST.dict()
+    if request.content_type != "application/json":
+        raise BadRequest("send a JSON object (application/json) or a form", status=415)
+    try:
+        fields = json.loads(request.body)
+    # Deep nesting raises RecursionError, not ValueError.
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise BadRequest("the body must be a JSON object")
+    return fields
+
+
+def task_named(fields: dict) -> tuple[str, Task]:
+    """The startable task the body names; there is no default, so nothing starts unasked."""
+    name = fields.get("task")
+    if name is None:
+        raise BadRequest(f"missing 'task'; one of {sorted(STARTABLE)}")
+    if not isinstance(name, str):
+        raise BadRequest("'task' must be a string")
+    if name not in STARTABLE:
+        raise BadRequest(f"unknown task {name!r}; one of {sorted(STARTABLE)}")
+    return name, STARTABLE[name]
+
+
 @api_login_required
 @require_POST
 def start(request: HttpRequest) -> JsonResponse:
-    """Start a demo task for the caller; answers {"task_id": ...} (CSRF applies)."""
-    name = request.POST.get("task", "report")
-    task = STARTABLE.get(name)
-    if task is None:
-        return JsonResponse(
-            {"error": f"unknown task {name!r}; one of {sorted(STARTABLE)}"}, status=400
-        )
+    """Start a demo task for the caller; answers {"task_id": ...} (CSRF applies).
+
+    The body is `{"task": name}` as JSON, or a form with a `task` field.
+    """
+    try:
+        name, task = task_named(fields_of(request))
+    except BadRequest as exc:
+        return error(str(exc), exc.status)
     task_id = str(uuid.uuid4())
     try:
         # The user id travels as an argument: it is how the worker knows whom to tell.
         task.apply_async(kwargs={"user_id": request.user.pk}, task_id=task_id)
     except OperationalError:
-        return JsonResponse(
-            {"error": "the task queue is unavailable; try again shortly"}, status=503
-        )
+        return error("the task queue is unavailable; try again shortly", 503)
     return JsonResponse({"task_id": task_id, "task": name}, status=202)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from celery import Celery
 from psycopg import sql
 
 from config.redis_server import RedisServer, free_port
@@ -152,6 +153,14 @@ class Stack:
             "result = {user.username: user.pk for user in users}"
         )
         self.user_ids.update(created)
+
+    def send_task(self, name: str, **kwargs: Any) -> str:
+        """Send task `name` to the stack's broker, as any producer would; returns its id."""
+        app = Celery(broker=self.redis_url, set_as_current=False)
+        try:
+            return app.send_task(name, kwargs=kwargs).id
+        finally:
+            app.close()
 
     def notifications(self, username: str) -> list[dict]:
         """The user's saved notifications, oldest first, as the database holds them."""

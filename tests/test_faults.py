@@ -19,8 +19,8 @@ from tests.tab import Tab
 
 pytestmark = pytest.mark.e2e
 
-# Longer than the report task (about 5 s), as the setting requires, and short
-# enough that a dead worker's task comes back within the test.
+# Short enough that a dead worker's task comes back within the test (a live
+# worker's heartbeat keeps the report, about 5 s, from coming back twice).
 VISIBILITY_TIMEOUT = 10
 
 

@@ -4,7 +4,10 @@ import os
 
 from celery import Celery
 
-from worker import broker  # noqa: F401 (keeps the worker alive when Redis drops; see broker.py)
+from worker import (
+    broker,  # noqa: F401 (keeps the worker alive when Redis drops; see broker.py)
+    heartbeat,  # noqa: F401 (a live worker's tasks never look overdue; see there)
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

@@ -6,6 +6,7 @@ from typing import Any
 from celery import Task, current_task
 
 from notifications import send_progress
+from notifications.limits import INT_MAX
 
 
 class UserError(Exception):
@@ -16,8 +17,8 @@ class UserError(Exception):
     """
 
 
-def user_of(task: Task, args: Any, kwargs: Any) -> int | None:
-    """The id of the user a task runs for: its `user_id` argument, if it has one.
+def user_argument(task: Task, args: Any, kwargs: Any) -> Any:
+    """A task's `user_id` argument as it was passed (keyword or positional), or None.
 
     The id travels as a task argument because headers have proved unreliable
     across Celery versions.
@@ -30,6 +31,25 @@ def user_of(task: Task, args: Any, kwargs: Any) -> int | None:
     except TypeError:
         return None
     return bound.arguments.get("user_id")
+
+
+def as_user_id(value: Any) -> int | None:
+    """`value` as a user id: an int, or a string of ASCII digits (as forms and JSON
+    clients send ids); None when it cannot name a user.
+
+    `str.isdigit()` alone accepts digits such as "²" that int() refuses, and
+    ids beyond 64 bits would fail in the database driver instead.
+    """
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= INT_MAX else None
+
+
+def user_of(task: Task, args: Any, kwargs: Any) -> int | None:
+    """The id of the user a task runs for (see `user_argument`), if it names one."""
+    return as_user_id(user_argument(task, args, kwargs))
 
 
 def task_title(task: Task) -> str:

@@ -5,6 +5,10 @@ A task called with a `user_id` argument notifies that user when it succeeds
 is keyed by task id, so a task delivered twice (a worker killed after the
 notice, a visibility timeout) still gives the user exactly one.
 
+Every such task ends in a notice: what does not fit the limits is shortened,
+and a notice that is still refused is sent bare (title and level). Only a
+`user_id` that names nobody ends in none, since there is nobody to tell.
+
 notify() and send_progress() queue their pushes and return; each task ends by
 waiting for its pushes to leave, so a worker process killed between tasks
 has none in hand.
@@ -17,7 +21,8 @@ from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
 
 from notifications import flush, notify
-from worker.reporting import UserError, task_title, user_of
+from notifications.limits import BODY_MAX, TITLE_MAX, URL_MAX, shorten
+from worker.reporting import UserError, as_user_id, task_title, user_argument
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +32,8 @@ def success_details(retval: Any) -> tuple[str, str]:
     if isinstance(retval, str):
         return retval, ""
     if isinstance(retval, dict):
-        return str(retval.get("message", "")), str(retval.get("url", ""))
+        url = retval.get("url")
+        return str(retval.get("message", "")), url if isinstance(url, str) else ""
     return "", ""
 
 
@@ -37,35 +43,57 @@ def failure_body(exc: Any, task_id: str) -> str:
     return f"Something went wrong on our side. Reference: {task_id}."
 
 
+def outcome_fields(task: Any, task_id: str, state: str, retval: Any) -> dict:
+    """The notice's title, body, url and level, within the limits notify() enforces.
+
+    A title, message or url can be any length, and the notice must still be
+    saved: the title keeps its " finished"/" failed", the body is shortened,
+    and a url that does not fit is left out (a cut one would lead nowhere).
+    """
+    if state == states.SUCCESS:
+        body, url = success_details(retval)
+        level, suffix = "success", " finished"
+    else:
+        body, url = failure_body(retval, task_id), ""
+        level, suffix = "error", " failed"
+    return {
+        "title": shorten(str(task_title(task)), TITLE_MAX - len(suffix)) + suffix,
+        "body": shorten(body, BODY_MAX),
+        "url": url if len(url) <= URL_MAX else "",
+        "level": level,
+    }
+
+
+def notify_once(user_id: int, fields: dict, task_id: str, task_name: str) -> None:
+    """Notify `fields`, or, when notify() still refuses them, the bare title and level."""
+    key = f"task:{task_id}"
+    try:
+        notify(user_id, **fields, task_id=task_id, data={"task": task_name}, dedupe_key=key)
+        return
+    except ValueError as exc:
+        log.warning("task %s: notice refused (%s); sending it bare", task_id, exc)
+    try:
+        notify(user_id, fields["title"], level=fields["level"], task_id=task_id, dedupe_key=key)
+    except ValueError as exc:  # e.g. the user was deleted while the task ran
+        log.warning("no lifecycle notification for task %s: %s", task_id, exc)
+
+
 @task_postrun.connect
 def notify_outcome(
     task_id: str, task: Any, args: Any, kwargs: Any, retval: Any, state: str, **_: Any
 ) -> None:
     if state not in (states.SUCCESS, states.FAILURE):
         return
-    user_id = user_of(task, args, kwargs)
-    if user_id is None:
+    argument = user_argument(task, args, kwargs)
+    if argument is None:
         return
-    title = task_title(task)
-    if state == states.SUCCESS:
-        body, url = success_details(retval)
-        level, title = "success", f"{title} finished"
-    else:
-        body, url = failure_body(retval, task_id), ""
-        level, title = "error", f"{title} failed"
-    try:
-        notify(
-            user_id,
-            title,
-            body=body,
-            url=url,
-            level=level,
-            task_id=task_id,
-            data={"task": task.name},
-            dedupe_key=f"task:{task_id}",
+    user_id = as_user_id(argument)
+    if user_id is None:
+        log.warning(
+            "no lifecycle notification for task %s: user_id %r names no user", task_id, argument
         )
-    except ValueError as exc:  # e.g. the user was deleted while the task ran
-        log.warning("no lifecycle notification for task %s: %s", task_id, exc)
+        return
+    notify_once(user_id, outcome_fields(task, task_id, state, retval), task_id, task.name)
 
 
 @task_postrun.connect
