@@ -348,7 +348,7 @@ def notify(
     first caller may have died between saving and sending (clients drop
     duplicates by id).
     """
-    notification, _ = _save(user_or_id, _fields(title, body, level, url, data, task_id), dedupe_key)
+    notification = _save(user_or_id, _fields(title, body, level, url, data, task_id), dedupe_key)
     _send_on_commit(_notification_events([notification]))
     return notification
 
@@ -366,13 +366,16 @@ async def anotify(
 ) -> Notification:
     """`notify()` for async code: saves in a thread, then sends on the running loop."""
     fields = _fields(title, body, level, url, data, task_id)
-    notification, _ = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
+    notification = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
     await _send(await sync_to_async(_notification_events)([notification]))
     return notification
 
 
-def _save(user_or_id: Any, fields: dict, dedupe_key: str | None) -> tuple[Notification, bool]:
+def _save(user_or_id: Any, fields: dict, dedupe_key: str | None) -> Notification:
+    """The saved notification: a new row, or the one saved before under `dedupe_key`."""
     (user_id,) = _as_ids([user_or_id])
+    if dedupe_key is not None:
+        _text("dedupe_key", dedupe_key, DEDUPE_KEY_MAX)
     notification = Notification(recipient_id=user_id, dedupe_key=dedupe_key, **fields)
     if dedupe_key is None:
         saved = _insert(notification)
@@ -381,12 +384,13 @@ def _save(user_or_id: Any, fields: dict, dedupe_key: str | None) -> tuple[Notifi
             with transaction.atomic():
                 saved = _insert(notification)
         except IntegrityError:
-            return Notification.objects.get(recipient_id=user_id, dedupe_key=dedupe_key), False
+            return Notification.objects.get(recipient_id=user_id, dedupe_key=dedupe_key)
     if not saved:
         raise _unknown_users([user_id])
-    return notification, True
+    return notification
 
 
+DEDUPE_KEY_MAX = Notification._meta.get_field("dedupe_key").max_length
 # Every column but the id, in the model's order.
 _COLUMNS = [f for f in Notification._meta.concrete_fields if not f.primary_key]
 

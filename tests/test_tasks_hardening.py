@@ -270,3 +270,23 @@ async def test_a_real_task_over_the_limits_ends_in_one_shortened_notice(stack):
     assert (done["body"], done["url"]) == ("m" * (BODY_MAX - 1) + "…", "")
     rows = await asyncio.to_thread(stack.notifications, "oscar")
     assert [row["id"] for row in rows] == [done["id"]]
+
+
+async def test_a_task_id_longer_than_the_column_still_ends_in_one_notice(sockets, alice):
+    tab, _, _ = await sockets(alice)
+    long_id = "custom-" + "i" * 300
+    for _ in range(2):  # delivered twice: still one notice
+        await sync_to_async(signals.notify_outcome)(
+            task_id=long_id,
+            task=task_like(),
+            args=(),
+            kwargs={"user_id": alice.pk},
+            retval="Done.",
+            state=states.SUCCESS,
+        )
+    await sync_to_async(flush)()
+    assert (await tab.receive_json_from(timeout=5))["type"] == "hello"
+    first, again = [await tab.receive_json_from(timeout=5) for _ in range(2)]
+    assert (first["title"], first["task_id"]) == ("Export finished", None)
+    assert again["id"] == first["id"]  # the same notice sent again; the client drops it
+    assert await Notification.objects.filter(recipient=alice).acount() == 1

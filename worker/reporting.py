@@ -1,12 +1,15 @@
 """What a task may use to talk to its user: progress, and a failure message fit to show."""
 
 import inspect
+import logging
 from typing import Any
 
 from celery import Task, current_task
 
 from notifications import send_progress
 from notifications.limits import INT_MAX
+
+log = logging.getLogger(__name__)
 
 
 class UserError(Exception):
@@ -65,11 +68,16 @@ def report_progress(percent: float, message: str = "") -> None:
     """Send the running task's progress to its user's browser tabs.
 
     Call it from inside a task that has a `user_id` argument; elsewhere it
-    does nothing.
+    does nothing. A report that cannot be sent (a percent that is not a
+    finite number, say) is logged, never raised: progress is not worth
+    failing the task for.
     """
     task = current_task
     if task is None or not task.request.id:
         return
     user_id = user_of(task, task.request.args, task.request.kwargs)
     if user_id is not None:
-        send_progress(user_id, task.request.id, percent, message)
+        try:
+            send_progress(user_id, task.request.id, percent, message)
+        except (TypeError, ValueError) as exc:
+            log.warning("progress of task %s not sent: %s", task.request.id, exc)

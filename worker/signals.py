@@ -14,6 +14,7 @@ waiting for its pushes to leave, so a worker process killed between tasks
 has none in hand.
 """
 
+import hashlib
 import logging
 from typing import Any
 
@@ -21,7 +22,8 @@ from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
 
 from notifications import flush, notify
-from notifications.limits import BODY_MAX, TITLE_MAX, URL_MAX, shorten
+from notifications.limits import BODY_MAX, TASK_ID_MAX, TITLE_MAX, URL_MAX, shorten
+from notifications.publish import DEDUPE_KEY_MAX
 from worker.reporting import UserError, as_user_id, task_title, user_argument
 
 log = logging.getLogger(__name__)
@@ -66,14 +68,19 @@ def outcome_fields(task: Any, task_id: str, state: str, retval: Any) -> dict:
 
 def notify_once(user_id: int, fields: dict, task_id: str, task_name: str) -> None:
     """Notify `fields`, or, when notify() still refuses them, the bare title and level."""
+    # A task id is a uuid unless the caller chose one; a longer key than the
+    # column holds is hashed, which keeps it unique per task.
     key = f"task:{task_id}"
+    if len(key) > DEDUPE_KEY_MAX:
+        key = f"task-sha256:{hashlib.sha256(task_id.encode()).hexdigest()}"
     try:
         notify(user_id, **fields, task_id=task_id, data={"task": task_name}, dedupe_key=key)
         return
     except ValueError as exc:
         log.warning("task %s: notice refused (%s); sending it bare", task_id, exc)
     try:
-        notify(user_id, fields["title"], level=fields["level"], task_id=task_id, dedupe_key=key)
+        shown_id = task_id if len(task_id) <= TASK_ID_MAX else None
+        notify(user_id, fields["title"], level=fields["level"], task_id=shown_id, dedupe_key=key)
     except ValueError as exc:  # e.g. the user was deleted while the task ran
         log.warning("no lifecycle notification for task %s: %s", task_id, exc)
 
