@@ -28,10 +28,12 @@ async def scope_seen(cookie: bytes | None) -> dict:
     return seen
 
 
-async def test_a_valid_session_gives_its_user_and_nothing_else(alice):
-    scope = await scope_seen(await session_cookie(alice))
+async def test_a_valid_session_gives_its_user_its_key_and_nothing_else(alice):
+    cookie = await session_cookie(alice)
+    scope = await scope_seen(cookie)
     assert scope["user"] == alice
-    assert scope.keys() == {"type", "headers", "user"}
+    assert scope["session_key"] == cookie.split(b"=", 1)[1].decode()
+    assert scope.keys() == {"type", "headers", "user", "session_key"}
 
 
 async def test_the_session_cookie_is_found_among_others(alice):

@@ -248,9 +248,10 @@ def handshake_status(url: str, origin: str, cookie: str) -> int:
     import websockets.sync.client
 
     try:
-        websockets.sync.client.connect(
+        with websockets.sync.client.connect(
             url, additional_headers={"Origin": origin, "Cookie": cookie}, open_timeout=10
-        ).close()
+        ):
+            pass
     except websockets.InvalidStatus as refused:
         return refused.response.status_code
     return 101
