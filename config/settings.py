@@ -237,10 +237,14 @@ NOTIFICATIONS_REPLAY_LIMIT = envint("NOTIFICATIONS_REPLAY_LIMIT", 100)
 NOTIFICATIONS_RETENTION_DAYS = float(os.getenv("NOTIFICATIONS_RETENTION_DAYS", "90"))
 # How many ids one "read" frame may name.
 NOTIFICATIONS_READ_BATCH = 500
-# Frames a socket may send per second (sustained, and in a burst) before it is
-# told "rate_limited" and closed with 4008.
+# Frames a user may send per second (sustained, and in a burst) over all their
+# sockets in every process (notifications/quota.py) before the socket is told
+# "rate_limited" and closed with 4008; a reconnection does not refill the budget.
 NOTIFICATIONS_WS_RATE = float(os.getenv("NOTIFICATIONS_WS_RATE", "5"))
 NOTIFICATIONS_WS_BURST = envint("NOTIFICATIONS_WS_BURST", 20)
+# Sockets one user may hold open at once, over every process; one more is
+# closed with 4429 ("close other tabs").
+NOTIFICATIONS_MAX_SOCKETS_PER_USER = envint("NOTIFICATIONS_MAX_SOCKETS_PER_USER", 20)
 # A socket whose unsent output (the client stopped reading) stays above this
 # many bytes for NOTIFICATIONS_WS_SLOW_SECONDS, or passes eight times it, is
 # closed; the client catches up from the database when it reconnects.

@@ -2,25 +2,30 @@
 
 Two ways in, never mixed:
 - a session cookie, which browsers attach to any site's socket, so the Origin
-  must be one of ALLOWED_HOSTS (this refuses cross-site WebSocket hijacking);
+  must be the very origin the socket was opened on (scheme, host and port, as
+  Django's CSRF check demands of a form post), or one of CSRF_TRUSTED_ORIGINS:
+  this refuses cross-site WebSocket hijacking, also from another port or a
+  sibling subdomain of the same site;
 - a `?ticket=` (see tickets.py), which is a credential by itself, so it may
   also come from NOTIFICATIONS_TICKET_ORIGINS or without an Origin (native apps).
   The session cookie is ignored on this path.
+
+Either way the socket keeps the key of the session it was opened with
+(scope["session_key"]), so that it ends when that session does (sessions.py).
 """
 
-from importlib import import_module
-from types import SimpleNamespace
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
 from django.http import parse_cookie
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
+from redis.exceptions import RedisError
 
-from notifications import tickets
+from notifications import sessions, tickets
 
 
 def _ticket(scope: dict) -> str | None:
@@ -28,38 +33,75 @@ def _ticket(scope: dict) -> str | None:
     return query.get("ticket", [None])[0]
 
 
-class TicketOriginValidator(OriginValidator):
-    """Allows the listed origins, and no Origin at all."""
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
-    def valid_origin(self, parsed_origin) -> bool:
-        return parsed_origin is None or self.validate_origin(parsed_origin)
+
+def _own_origin(scope: dict) -> str | None:
+    """scheme://host[:port] the socket was opened on, as Django's CSRF check
+    works it out for a request; None when the Host is not one we serve."""
+    host = (_header(scope, b"host") or "").lower()
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return None
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    if settings.SECURE_PROXY_SSL_HEADER:
+        meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        name = meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode()
+        forwarded = _header(scope, name)
+        if forwarded is not None:
+            scheme = "https" if forwarded.split(",", 1)[0].strip() == secure_value else "http"
+    return f"{scheme}://{host}"
+
+
+def _listed(origin: str, origins: list[str]) -> bool:
+    """In `origins`, exactly or by a `scheme://*.domain` entry, as CSRF_TRUSTED_ORIGINS reads."""
+    if origin in (o.lower() for o in origins):
+        return True
+    parsed = urlsplit(origin)
+    return any(
+        is_same_domain(parsed.netloc, entry.netloc.removeprefix("*"))
+        for entry in map(urlsplit, origins)
+        if entry.scheme == parsed.scheme and entry.netloc.startswith("*.")
+    )
+
+
+def origin_allowed(scope: dict, trusted: list[str], missing_ok: bool) -> bool:
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return missing_ok
+    origin = origin.lower()
+    return origin == _own_origin(scope) or _listed(origin, trusted)
 
 
 class TicketAuthMiddleware:
-    """Sets scope["user"] from the ticket: the ticket's user, or anonymous."""
+    """Sets scope["user"] and scope["session_key"] from the ticket, or anonymous.
+
+    When Redis cannot burn the ticket's nonce, scope["redis_unavailable"] tells
+    the consumer to close with 4503 rather than fail the handshake with a 500.
+    """
 
     def __init__(self, inner) -> None:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        user = await sync_to_async(tickets.redeem)(_ticket(scope) or "")
-        scope = dict(scope, user=user or AnonymousUser(), auth="ticket")
-        return await self.inner(scope, receive, send)
+        try:
+            user, key = await database_sync_to_async(tickets.redeem)(_ticket(scope) or "")
+            scope = dict(scope, user=user or AnonymousUser(), session_key=key)
+        except RedisError:
+            scope = dict(scope, user=AnonymousUser(), redis_unavailable=True)
+        return await self.inner(dict(scope, auth="ticket"), receive, send)
 
 
 def _session_key(scope: dict) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie":
-            return parse_cookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
-    return None
+    cookie = _header(scope, b"cookie")
+    return parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME) if cookie else None
 
 
-@database_sync_to_async
-def _session_user(key: str):
-    session = import_module(settings.SESSION_ENGINE).SessionStore(key)
-    # Django's own check, as on every HTTP request: the backend, the password
-    # hash in the session, inactive and deleted users.
-    return get_user(SimpleNamespace(session=session))
+session_user = database_sync_to_async(sessions.user_of_session)
 
 
 class SessionAuthMiddleware:
@@ -79,18 +121,30 @@ class SessionAuthMiddleware:
 
     async def __call__(self, scope, receive, send):
         key = _session_key(scope)
-        user = await _session_user(key) if key else AnonymousUser()
-        return await self.inner(dict(scope, user=user), receive, send)
+        user = await session_user(key) if key else AnonymousUser()
+        key = key if user.is_authenticated else None
+        return await self.inner(dict(scope, user=user, session_key=key), receive, send)
 
 
 class TicketOrSession:
+    """The WebSocket entry: checks the Origin, then authenticates by ticket or cookie.
+
+    A refused Origin is refused at the handshake (HTTP 403), before any
+    credential is looked at. The settings are read on every handshake.
+    """
+
     def __init__(self, inner) -> None:
-        self.by_ticket = TicketOriginValidator(
-            TicketAuthMiddleware(inner),
-            [*settings.ALLOWED_HOSTS, *settings.NOTIFICATIONS_TICKET_ORIGINS],
-        )
-        self.by_session = AllowedHostsOriginValidator(SessionAuthMiddleware(inner))
+        self.by_ticket = TicketAuthMiddleware(inner)
+        self.by_session = SessionAuthMiddleware(inner)
+        self.deny = WebsocketDenier.as_asgi()
 
     async def __call__(self, scope, receive, send):
-        app = self.by_ticket if _ticket(scope) is not None else self.by_session
+        if _ticket(scope) is not None:
+            app = self.by_ticket
+            allowed = origin_allowed(scope, settings.NOTIFICATIONS_TICKET_ORIGINS, True)
+        else:
+            app = self.by_session
+            allowed = origin_allowed(scope, settings.CSRF_TRUSTED_ORIGINS, False)
+        if not allowed:
+            app = self.deny
         return await app(scope, receive, send)

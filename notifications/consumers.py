@@ -8,7 +8,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from notifications import inbox, limits, messages, metrics, publish
+from notifications import inbox, limits, messages, metrics, publish, quota
+from notifications.auth import session_user
 from notifications.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401  # log in again; do not retry
 CLOSE_UNAVAILABLE = 4503  # the server cannot reach Redis; retry later
 CLOSE_RATE_LIMITED = 4008  # the client sent frames faster than allowed
+CLOSE_TOO_MANY_SOCKETS = 4429  # the user has too many sockets open; close other tabs
 # An oversized frame is closed with 1009 by Daphne's protocol layer (config/serve.py).
 
 
@@ -37,6 +39,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 
     user_id: int | None = None
     counted = False
+    claimed = False  # counts against the user's NOTIFICATIONS_MAX_SOCKETS_PER_USER
 
     async def __call__(self, scope, receive, send) -> None:
         # Whatever ends the socket (a close, an error in a handler, the server
@@ -51,6 +54,14 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         if self.counted:
             self.counted = False
             metrics.inc("notifications_connected_sockets", -1)
+        if self.claimed:
+            self.claimed = False
+            try:
+                await quota.release_socket(
+                    self.channel_layer, self.scope["user"].pk, self.channel_name
+                )
+            except Exception as exc:  # Redis away: the entry lapses by itself
+                log.warning("could not uncount a socket: %r", exc)
         # A group is forgotten only once left: at shutdown Daphne cancels the
         # socket's task, perhaps mid-discard, and the `finally` above tries again.
         while self.groups:
@@ -67,20 +78,24 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.frames = TokenBucket(settings.NOTIFICATIONS_WS_RATE, settings.NOTIFICATIONS_WS_BURST)
         user = self.scope.get("user")
+        if self.scope.get("redis_unavailable"):  # the ticket could not be checked
+            await self._refuse_socket(CLOSE_UNAVAILABLE)
+            return
         if user is None or not user.is_authenticated:
-            # Accept, then close: a refused handshake reaches the browser as
-            # 1006 with no code, indistinguishable from a network drop.
-            await self.accept()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse_socket(CLOSE_UNAUTHENTICATED)
             return
         group = publish.user_group(user.pk)
         try:
-            await self.channel_layer.group_add(group, self.channel_name)
+            self.claimed = await quota.claim_socket(self.channel_layer, user.pk, self.channel_name)
+            if self.claimed:
+                await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
             log.warning("cannot join %s: %r", group, exc)
             metrics.inc("notifications_channel_layer_errors_total")
-            await self.accept()
-            await self.close(code=CLOSE_UNAVAILABLE)
+            await self._refuse_socket(CLOSE_UNAVAILABLE)
+            return
+        if not self.claimed:
+            await self._refuse_socket(CLOSE_TOO_MANY_SOCKETS)
             return
         self.groups.append(group)  # left again on disconnect
         self.user_id = user.pk
@@ -90,6 +105,12 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         self.counted = True
         metrics.inc("notifications_connected_sockets")
         await self._greet(self._after())
+
+    async def _refuse_socket(self, code: int) -> None:
+        # Accept, then close: a refused handshake reaches the browser as
+        # 1006 with no code, indistinguishable from a network drop.
+        await self.accept()
+        await self.close(code=code)
 
     def _after(self) -> int | None:
         """The `?after=` id, or None when it is not a plain decimal number.
@@ -147,8 +168,39 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         if message["type"] == "notification":
             metrics.observe_publish_to_send(message["created_at"])
 
+    async def session_check(self, event: dict) -> None:
+        """Close with 4401 when the access this socket was opened with has ended.
+
+        Sent by notifications.sessions to the user's group: `ended` names a
+        session that logged out; without it the account changed (password,
+        active flag, deleted), and Django's own check of the session decides.
+        """
+        key = self.scope.get("session_key")
+        if self.user_id is None or key is None:
+            return
+        if "ended" in event:
+            if event["ended"] != key:
+                return
+        else:
+            user = await session_user(key)
+            if user.pk == self.user_id:
+                return
+        await self._release()
+        self.user_id = None  # no more frames acted on while the close goes out
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def _take_frame(self) -> bool:
+        """One frame off the user's shared budget, or this socket's own when Redis is away."""
+        if self.user_id is None:
+            return self.frames.take()
+        try:
+            return await quota.take_frame(self.channel_layer, self.user_id)
+        except Exception as exc:
+            log.warning("frame budget unavailable, using the socket's own: %r", exc)
+            return self.frames.take()
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not self.frames.take():
+        if not await self._take_frame():
             await self._refuse("rate_limited", "too many frames; reconnect later")
             await self.close(code=CLOSE_RATE_LIMITED)
             return

@@ -201,7 +201,8 @@ def _newest_below(recipients: set[int], below: int) -> dict[int, int]:
 
 async def _send(pairs: list[tuple[str, dict]]) -> None:
     """group_send each (group, event), all in a few round trips (config.channel_layer)."""
-    kinds = Counter(event["message"]["type"] for _, event in pairs)
+    # A control event (sessions.py) carries no message for the browser.
+    kinds = Counter(event.get("message", event)["type"] for _, event in pairs)
     try:
         await get_channel_layer().group_send_many(pairs)
     except Exception as exc:  # Redis down, timeouts: the rows are saved anyway

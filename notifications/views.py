@@ -12,6 +12,7 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
+from redis.exceptions import RedisError
 
 from notifications import inbox, publish, tickets
 from notifications import metrics as metrics_module
@@ -95,9 +96,11 @@ def mark_all_read(request: HttpRequest) -> JsonResponse:
 @require_POST
 def ticket(request: HttpRequest) -> JsonResponse:
     """A socket ticket for a client that cannot send the session cookie (see tickets.py)."""
-    return JsonResponse(
-        {"ticket": tickets.issue(request.user.pk), "expires_in": settings.NOTIFICATIONS_TICKET_TTL}
-    )
+    try:
+        ticket = tickets.issue(request)
+    except RedisError:  # the socket could not be opened now either
+        return error("the notification service is unavailable; retry later", status=503)
+    return JsonResponse({"ticket": ticket, "expires_in": settings.NOTIFICATIONS_TICKET_TTL})
 
 
 @require_GET

@@ -12,6 +12,9 @@ from config.asgi import application
 from notifications.publish import user_group
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
+# The Host a browser sends with that Origin: a cookie socket must come from the
+# very origin it was served on (notifications/auth.py).
+HOST = (b"host", b"127.0.0.1")
 
 
 @sync_to_async
@@ -21,15 +24,17 @@ def session_cookie(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-async def open_socket(user=None, path="/ws/notifications/", origin=ORIGIN, cookie=None):
+async def open_socket(
+    user=None, path="/ws/notifications/", origin=ORIGIN, cookie=None, host=HOST, app=application
+):
     """(communicator, connected, close code); `user` signs in by session cookie,
     or `cookie` is sent as the Cookie header."""
-    headers = [origin] if origin else []
+    headers = [host, origin] if origin else [host]
     if user is not None:
         cookie = await session_cookie(user)
     if cookie is not None:
         headers.append((b"cookie", cookie))
-    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator = WebsocketCommunicator(app, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
 

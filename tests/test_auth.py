@@ -7,8 +7,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.models import Session
+from django.test import Client
 from django.utils import timezone
 
+from notifications import flush, notify
 from notifications.auth import SessionAuthMiddleware
 from notifications.consumers import CLOSE_UNAUTHENTICATED
 from tests.sockets import session_cookie
@@ -28,10 +30,12 @@ async def scope_seen(cookie: bytes | None) -> dict:
     return seen
 
 
-async def test_a_valid_session_gives_its_user_and_nothing_else(alice):
-    scope = await scope_seen(await session_cookie(alice))
+async def test_a_valid_session_gives_its_user_its_key_and_nothing_else(alice):
+    cookie = await session_cookie(alice)
+    scope = await scope_seen(cookie)
     assert scope["user"] == alice
-    assert scope.keys() == {"type", "headers", "user"}
+    assert scope["session_key"] == cookie.split(b"=", 1)[1].decode()
+    assert scope.keys() == {"type", "headers", "user", "session_key"}
 
 
 async def test_the_session_cookie_is_found_among_others(alice):
@@ -79,6 +83,35 @@ async def test_a_session_that_no_longer_signs_in_is_closed_with_4401(sockets, al
         "type": "websocket.close",
         "code": CLOSE_UNAUTHENTICATED,
     }
+
+
+def log_out(client: Client) -> None:
+    client.logout()
+
+
+@pytest.mark.parametrize("spoil", [log_out, deactivate, change_password, delete])
+async def test_an_open_socket_is_closed_with_4401_when_its_access_ends(sockets, alice, spoil):
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    communicator, _, _ = await sockets(cookie=cookie)
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    await sync_to_async(spoil)(client if spoil is log_out else alice)
+    assert await communicator.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": CLOSE_UNAUTHENTICATED,
+    }
+
+
+async def test_logging_out_another_session_leaves_this_socket_open(sockets, alice):
+    communicator, _, _ = await sockets(alice)
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    other = Client()
+    await sync_to_async(other.force_login)(alice)
+    await sync_to_async(other.logout)()
+    await sync_to_async(flush)()
+    await sync_to_async(notify)(alice, "Still signed in here")
+    assert (await communicator.receive_json_from(timeout=5))["title"] == "Still signed in here"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from django.test import Client
 
 from config.asgi import application
 from notifications import anotify, flush, metrics, notify
+from tests.sockets import HOST, ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -129,7 +130,7 @@ async def test_a_socket_counts_while_open_and_counts_what_it_delivers(alice, red
     render = sync_to_async(metrics.render)
     before = series(await render(), "notifications_connected_sockets")
     delivered = series(await render(), "notifications_delivered_total")
-    headers = [(b"origin", b"http://127.0.0.1"), (b"cookie", await session_cookie(alice))]
+    headers = [HOST, ORIGIN, (b"cookie", await session_cookie(alice))]
     socket = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
     try:
         assert (await socket.connect(timeout=5))[0]

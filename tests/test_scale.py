@@ -23,7 +23,12 @@ DAPHNES = ("daphne", "daphne2")
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Two Daphnes and two Celery workers sharing one Redis."""
-    with running(tmp_path_factory.mktemp("cluster"), "scale-cluster") as stack:
+    # One user opens up to 240 tabs below, beyond the default cap of sockets per user.
+    with running(
+        tmp_path_factory.mktemp("cluster"),
+        "scale-cluster",
+        env={"NOTIFICATIONS_MAX_SOCKETS_PER_USER": "300"},
+    ) as stack:
         stack.start_daphne("daphne2")
         stack.start_worker("worker2")
         yield stack

@@ -1,17 +1,25 @@
 """Who may connect and act: origins, tickets, CSRF, rate limits, production settings."""
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import websockets
 from asgiref.sync import sync_to_async
 from django.core import signing
 from django.test import Client
 
 from notifications import notify, tickets
-from notifications.consumers import CLOSE_RATE_LIMITED, CLOSE_UNAUTHENTICATED
-from tests.stack import BASE_DIR
+from notifications.consumers import (
+    CLOSE_RATE_LIMITED,
+    CLOSE_TOO_MANY_SOCKETS,
+    CLOSE_UNAUTHENTICATED,
+)
+from tests.stack import BASE_DIR, Browserless
+from tests.tab import Tab
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,7 +74,7 @@ async def test_ticket_socket_from_a_listed_origin(sockets, alice, settings):
     communicator = WebsocketCommunicator(
         application,
         f"/ws/notifications/?ticket={ticket}",
-        headers=[(b"origin", b"https://app.example.com")],
+        headers=[(b"host", b"127.0.0.1"), (b"origin", b"https://app.example.com")],
     )
     connected, _ = await communicator.connect(timeout=5)
     assert connected
@@ -137,6 +145,152 @@ async def test_a_flood_of_frames_is_told_then_closed_with_4008(sockets, alice, s
             break
     assert error == {"type": "error", "code": "rate_limited", "detail": error["detail"]}
     assert await closed_with(communicator) == CLOSE_RATE_LIMITED
+
+
+async def test_the_frame_budget_is_the_users_and_survives_a_reconnect(
+    sockets, alice, settings, redis_client
+):
+    settings.NOTIFICATIONS_WS_BURST = 3
+    settings.NOTIFICATIONS_WS_RATE = 0.01  # no token comes back during the test
+    first, _, _ = await sockets(alice)
+    await first.receive_json_from(timeout=5)
+    for _ in range(3):
+        await first.send_to(text_data="[]")
+        assert (await first.receive_json_from(timeout=5))["code"] == "bad_frame"
+    await first.disconnect()
+
+    again, _, _ = await sockets(alice)
+    await again.receive_json_from(timeout=5)
+    await again.send_to(text_data="[]")
+    assert (await again.receive_json_from(timeout=5))["code"] == "rate_limited"
+    assert await closed_with(again) == CLOSE_RATE_LIMITED
+
+
+async def test_another_users_frame_budget_is_their_own(sockets, alice, bob, settings, redis_client):
+    settings.NOTIFICATIONS_WS_BURST = 1
+    settings.NOTIFICATIONS_WS_RATE = 0.01
+    for user in (alice, bob):
+        communicator, _, _ = await sockets(user)
+        await communicator.receive_json_from(timeout=5)
+        await communicator.send_to(text_data="[]")
+        assert (await communicator.receive_json_from(timeout=5))["code"] == "bad_frame"
+
+
+async def hello_or_close(communicator) -> str | int:
+    """ "hello" when the socket greets, or the code it is closed with."""
+    output = await communicator.receive_output(timeout=5)
+    if output["type"] == "websocket.close":
+        return output["code"]
+    return json.loads(output["text"])["type"]
+
+
+async def test_sockets_beyond_the_cap_are_closed_with_4429(
+    sockets, alice, bob, settings, redis_client
+):
+    settings.NOTIFICATIONS_MAX_SOCKETS_PER_USER = 3
+    opened = []
+    for _ in range(3):
+        communicator, _, _ = await sockets(alice)
+        assert await hello_or_close(communicator) == "hello"
+        opened.append(communicator)
+    extra, connected, _ = await sockets(alice)
+    assert connected
+    assert await hello_or_close(extra) == CLOSE_TOO_MANY_SOCKETS
+    bobs, _, _ = await sockets(bob)
+    assert await hello_or_close(bobs) == "hello"
+
+    await opened[0].disconnect()
+    replacement, _, _ = await sockets(alice)
+    assert await hello_or_close(replacement) == "hello"
+
+
+def fresh_application():
+    """The WebSocket stack built now, so it sees the settings a test has just changed."""
+    from config import asgi
+
+    return asgi.TicketOrSession(asgi.URLRouter(asgi.websocket_urlpatterns))
+
+
+async def test_a_cookie_socket_from_a_sibling_subdomain_is_refused(sockets, alice, settings):
+    settings.ALLOWED_HOSTS = [".example.com"]
+    app = fresh_application()
+    host = (b"host", b"app.example.com")
+    _, connected, _ = await sockets(
+        alice, origin=(b"origin", b"http://evil.example.com"), host=host, app=app
+    )
+    assert not connected
+    same, connected, _ = await sockets(
+        alice, origin=(b"origin", b"http://app.example.com"), host=host, app=app
+    )
+    assert connected
+    assert await hello_or_close(same) == "hello"
+
+
+async def test_a_cookie_socket_from_a_trusted_origin_is_accepted(sockets, alice, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://static.example.org"]
+    app = fresh_application()
+    communicator, connected, _ = await sockets(
+        alice, origin=(b"origin", b"https://static.example.org"), app=app
+    )
+    assert connected
+    assert await hello_or_close(communicator) == "hello"
+
+
+async def test_a_cookie_socket_to_a_host_not_served_is_refused(sockets, alice):
+    _, connected, _ = await sockets(
+        alice, origin=(b"origin", b"http://evil.example"), host=(b"host", b"evil.example")
+    )
+    assert not connected
+
+
+def handshake_status(url: str, origin: str, cookie: str) -> int:
+    """101 when the server accepts the handshake, else the HTTP status it answers."""
+    import websockets.sync.client
+
+    try:
+        with websockets.sync.client.connect(
+            url, additional_headers={"Origin": origin, "Cookie": cookie}, open_timeout=10
+        ):
+            pass
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code
+    return 101
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "origin",
+    ["http://127.0.0.1:{other}", "https://127.0.0.1:{port}", "http://localhost:{port}"],
+    ids=["other-port", "other-scheme", "other-allowed-host"],
+)
+def test_a_cookie_socket_from_another_origin_of_the_host_is_refused(stack, origin):
+    session = Browserless(stack, "carol")
+    port = stack.ports["daphne"]
+    origin = origin.format(port=port, other=port + 1)
+    assert handshake_status(stack.ws_url, origin, session.cookie_header) == 403
+    assert handshake_status(stack.ws_url, stack.base_url, session.cookie_header) == 101
+
+
+@pytest.mark.e2e
+async def test_the_socket_cap_holds_across_daphne_processes(stack):
+    if "daphne2" not in stack.processes:
+        await asyncio.to_thread(stack.start_daphne, "daphne2")
+    await asyncio.to_thread(stack.create_users, "cap-many")
+    session = await asyncio.to_thread(Browserless, stack, "cap-many")
+    tabs = [Tab(stack, session, ("daphne", "daphne2")[i % 2]) for i in range(20)]
+    try:
+        for tab in tabs:
+            await tab.connect()
+        extra = Tab(stack, session, "daphne2")
+        with pytest.raises(websockets.ConnectionClosed) as refused:
+            await extra.connect()
+        assert refused.value.rcvd.code == CLOSE_TOO_MANY_SOCKETS
+        await tabs.pop().close()
+        tabs.append(extra)
+        await extra.reconnect(attempts=10)  # as the browser would, once a tab is gone
+    finally:
+        for tab in tabs:
+            await tab.close()
 
 
 def test_deploy_check_is_clean_with_the_documented_production_settings():

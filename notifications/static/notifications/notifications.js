@@ -27,6 +27,10 @@
   const toastList = part("toasts");
 
   const CLOSE_UNAUTHENTICATED = 4401; // the server's "log in again; do not retry"
+  // "Too many frames" and "too many tabs": retrying soon would only be refused
+  // again, so these wait the longest backoff.
+  const CLOSE_RATE_LIMITED = 4008;
+  const CLOSE_TOO_MANY_SOCKETS = 4429;
   const RETRY_BASE_MS = 1000;
   const RETRY_CAP_MS = 30000;
   const TOAST_MS = 6000;
@@ -110,6 +114,9 @@
     // and when it is right the "online" event cuts the wait short.
     if (!navigator.onLine) setStatus("offline");
     else setStatus(everConnected ? "reconnecting" : "connecting");
+    if (event.code === CLOSE_RATE_LIMITED || event.code === CLOSE_TOO_MANY_SOCKETS) {
+      attempt = Math.max(attempt, Math.ceil(Math.log2(RETRY_CAP_MS / RETRY_BASE_MS)));
+    }
     scheduleRetry();
   }
 
