@@ -258,7 +258,9 @@ NOTIFICATIONS_TICKET_ORIGINS = envlist("NOTIFICATIONS_TICKET_ORIGINS")
 NOTIFICATIONS_METRICS_INTERVAL = float(os.getenv("NOTIFICATIONS_METRICS_INTERVAL", "5"))
 # /metrics asks for "Authorization: Bearer <token>"; with DEBUG off and no
 # token it answers 403 to everyone.
-METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
+NOTIFICATIONS_METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
+# Ticket nonces, the per-user limits and the metrics live in this Redis.
+NOTIFICATIONS_REDIS_URL = REDIS_URL
 
 LOGGING = {
     "version": 1,

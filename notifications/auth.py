@@ -26,6 +26,7 @@ from django.utils.http import is_same_domain
 from redis.exceptions import RedisError
 
 from notifications import sessions, tickets
+from notifications.conf import app_settings
 
 
 def _ticket(scope: dict) -> str | None:
@@ -141,7 +142,7 @@ class TicketOrSession:
     async def __call__(self, scope, receive, send):
         if _ticket(scope) is not None:
             app = self.by_ticket
-            allowed = origin_allowed(scope, settings.NOTIFICATIONS_TICKET_ORIGINS, True)
+            allowed = origin_allowed(scope, app_settings.TICKET_ORIGINS, True)
         else:
             app = self.by_session
             allowed = origin_allowed(scope, settings.CSRF_TRUSTED_ORIGINS, False)

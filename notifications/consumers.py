@@ -6,10 +6,10 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from notifications import inbox, limits, messages, metrics, publish, quota
 from notifications.auth import session_user
+from notifications.conf import app_settings
 from notifications.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await super().websocket_disconnect(message)
 
     async def connect(self) -> None:
-        self.frames = TokenBucket(settings.NOTIFICATIONS_WS_RATE, settings.NOTIFICATIONS_WS_BURST)
+        self.frames = TokenBucket(app_settings.WS_RATE, app_settings.WS_BURST)
         user = self.scope.get("user")
         if self.scope.get("redis_unavailable"):  # the ticket could not be checked
             await self._refuse_socket(CLOSE_UNAVAILABLE)
@@ -129,13 +129,13 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     def _summary(self, after: int | None) -> tuple[int, int, list[dict], int]:
         replay, skipped = ([], 0)
         if after is not None:
-            replay, skipped = inbox.missed(self.user_id, after, settings.NOTIFICATIONS_REPLAY_LIMIT)
+            replay, skipped = inbox.missed(self.user_id, after, app_settings.REPLAY_LIMIT)
         unread, last_id = inbox.unread_and_last_id(self.user_id)
         return unread, last_id, replay, skipped
 
     @database_sync_to_async
     def _missed(self, after: int) -> tuple[list[dict], int]:
-        return inbox.missed(self.user_id, after, settings.NOTIFICATIONS_REPLAY_LIMIT)
+        return inbox.missed(self.user_id, after, app_settings.REPLAY_LIMIT)
 
     async def _greet(self, after: int | None) -> None:
         unread, last_id, replay, skipped = await self._summary(after)
@@ -230,7 +230,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             and ids
             and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
         ):
-            await publish.amark_read(self.user_id, ids[: settings.NOTIFICATIONS_READ_BATCH])
+            await publish.amark_read(self.user_id, ids[: app_settings.READ_BATCH])
         else:
             await self._refuse("bad_field", "'ids' must be a non-empty list of integers or 'all'")
 

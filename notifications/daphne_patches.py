@@ -23,10 +23,10 @@ import logging
 import daphne
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
-from django.conf import settings
 from twisted.internet import defer
 
 from notifications import metrics
+from notifications.conf import app_settings
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def _bounded(send):
     socket is closed when its backlog stays above the limit for the grace
     period, or at once when it passes eight times the limit.
     """
-    limit = settings.NOTIFICATIONS_WS_MAX_UNSENT_BYTES
-    grace = settings.NOTIFICATIONS_WS_SLOW_SECONDS
+    limit = app_settings.WS_MAX_UNSENT_BYTES
+    grace = app_settings.WS_SLOW_SECONDS
 
     def server_send(self: WebSocketProtocol, content, binary: bool = False) -> None:
         send(self, content, binary)

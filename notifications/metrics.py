@@ -20,9 +20,8 @@ import threading
 import time
 from datetime import datetime
 
-from django.conf import settings
-
 from notifications.clients import redis_client
+from notifications.conf import app_settings
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +142,9 @@ class Flusher:
 
         if self.client is None:
             self.client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, client_name=CLIENT_NAME
+                app_settings.REDIS_URL, socket_timeout=2, client_name=CLIENT_NAME
             )
-        ttl = int(settings.NOTIFICATIONS_METRICS_INTERVAL * 3) + 1
+        ttl = int(app_settings.METRICS_INTERVAL * 3) + 1
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(self.key, mapping=values)
         pipe.expire(self.key, ttl)
@@ -155,7 +154,7 @@ class Flusher:
     def _run(self) -> None:
         pid = os.getpid()
         while pid == os.getpid():
-            time.sleep(settings.NOTIFICATIONS_METRICS_INTERVAL)
+            time.sleep(app_settings.METRICS_INTERVAL)
             try:
                 self.flush()
             except Exception as exc:  # Redis away: the next round tries again
@@ -186,7 +185,7 @@ def render() -> str:
     """Every live process's series, in Prometheus text format."""
     _flusher.ensure_running()
     _flusher.flush()  # this process's figures as of now
-    client = redis_client(settings.REDIS_URL)
+    client = redis_client(app_settings.REDIS_URL)
     now = time.time()
     client.zremrangebyscore(INDEX_KEY, "-inf", now)  # processes that stopped reporting
     keys = sorted(client.zrangebyscore(INDEX_KEY, now, "+inf"))

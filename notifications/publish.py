@@ -20,12 +20,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from notifications import limits, messages, metrics
+from notifications.conf import app_settings
 from notifications.models import Level, Notification
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class _Sender:
 
     def submit(self, pairs: list[tuple[str, dict]]) -> None:
         """Queue (group, event) pairs for sending and return at once."""
-        timeout = settings.NOTIFICATIONS_SEND_TIMEOUT
+        timeout = app_settings.SEND_TIMEOUT
         with self._lock:
             room = self._changed.wait_for(
                 lambda: self._queued - self._done < self.MAX_PENDING, timeout
@@ -104,7 +104,7 @@ class _Sender:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is sent; False if that took too long."""
-        timeout = settings.NOTIFICATIONS_SEND_TIMEOUT if timeout is None else timeout
+        timeout = app_settings.SEND_TIMEOUT if timeout is None else timeout
         with self._lock:
             target = self._queued
             return self._changed.wait_for(lambda: self._done >= target, timeout)
@@ -119,11 +119,11 @@ class _Sender:
                 while self._queue and len(batch) < self.BATCH:
                     batch += self._queue.popleft()
             try:
-                await asyncio.wait_for(_send(batch), settings.NOTIFICATIONS_SEND_TIMEOUT)
+                await asyncio.wait_for(_send(batch), app_settings.SEND_TIMEOUT)
             except TimeoutError:
                 log.warning(
                     "channel layer did not answer within %ss; %d events not sent",
-                    settings.NOTIFICATIONS_SEND_TIMEOUT,
+                    app_settings.SEND_TIMEOUT,
                     len(batch),
                 )
                 metrics.inc("notifications_publish_failures_total", len(batch))

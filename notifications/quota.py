@@ -12,8 +12,9 @@ import hashlib
 import logging
 import time
 
-from django.conf import settings
 from redis.exceptions import NoScriptError
+
+from notifications.conf import app_settings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ async def claim_socket(layer, user_id: int, channel: str) -> bool:
     """Count `channel` as one of the user's sockets; False when they have too many."""
     key = sockets_key(user_id)
     now = time.time()
-    cap = settings.NOTIFICATIONS_MAX_SOCKETS_PER_USER
+    cap = app_settings.MAX_SOCKETS_PER_USER
     claimed = await _script(
         _connection(layer, key), CLAIM, [key], [channel, now, now + TTL, cap, TTL]
     )
@@ -99,7 +100,7 @@ async def release_socket(layer, user_id: int, channel: str) -> None:
 async def take_frame(layer, user_id: int) -> bool:
     """Whether the user may send one more frame now (one token of their bucket)."""
     key = frames_key(user_id)
-    rate, burst = settings.NOTIFICATIONS_WS_RATE, settings.NOTIFICATIONS_WS_BURST
+    rate, burst = app_settings.WS_RATE, app_settings.WS_BURST
     return bool(await _script(_connection(layer, key), TAKE, [key], [rate, burst, time.time()]))
 
 

@@ -5,9 +5,9 @@ Unread ones are kept whatever their age: nobody has seen them yet.
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
+from notifications.conf import app_settings
 from notifications.models import Notification
 
 BATCH = 5000  # rows per DELETE, so a large backlog never locks the table for long
@@ -16,7 +16,7 @@ BATCH = 5000  # rows per DELETE, so a large backlog never locks the table for lo
 def prune_read(days: float | None = None) -> int:
     """Delete notifications read more than `days` ago (default: the setting); returns how many."""
     if days is None:
-        days = settings.NOTIFICATIONS_RETENTION_DAYS
+        days = app_settings.RETENTION_DAYS
     cutoff = timezone.now() - timedelta(days=days)
     old = Notification.objects.filter(read_at__lt=cutoff)
     deleted = 0

@@ -16,12 +16,12 @@ session cookie.
 import json
 import secrets
 
-from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 
 from notifications.clients import redis_client
+from notifications.conf import app_settings
 from notifications.sessions import user_of_session
 
 SALT = "notifications.ticket"
@@ -38,8 +38,8 @@ def issue(request: HttpRequest) -> str:
     """
     nonce = secrets.token_urlsafe(16)
     binding = json.dumps([request.session.session_key, request.user.get_session_auth_hash()])
-    ttl = settings.NOTIFICATIONS_TICKET_TTL
-    redis_client(settings.REDIS_URL).set(_nonce_key(nonce), binding, ex=max(1, ttl) + 5)
+    ttl = app_settings.TICKET_TTL
+    redis_client(app_settings.REDIS_URL).set(_nonce_key(nonce), binding, ex=max(1, ttl) + 5)
     return signing.dumps({"user": request.user.pk, "nonce": nonce}, salt=SALT)
 
 
@@ -50,10 +50,10 @@ def redeem(ticket: str) -> tuple:
     Raises redis.RedisError when Redis is unreachable.
     """
     try:
-        payload = signing.loads(ticket, salt=SALT, max_age=settings.NOTIFICATIONS_TICKET_TTL)
+        payload = signing.loads(ticket, salt=SALT, max_age=app_settings.TICKET_TTL)
     except signing.BadSignature:  # forged, tampered with, or expired
         return None, None
-    binding = redis_client(settings.REDIS_URL).getdel(_nonce_key(payload["nonce"]))
+    binding = redis_client(app_settings.REDIS_URL).getdel(_nonce_key(payload["nonce"]))
     if binding is None:  # used already
         return None, None
     key, auth_hash = json.loads(binding)

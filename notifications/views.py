@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from notifications import inbox, publish, tickets
 from notifications import metrics as metrics_module
+from notifications.conf import app_settings
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -100,7 +101,7 @@ def ticket(request: HttpRequest) -> JsonResponse:
         ticket = tickets.issue(request)
     except RedisError:  # the socket could not be opened now either
         return error("the notification service is unavailable; retry later", status=503)
-    return JsonResponse({"ticket": ticket, "expires_in": settings.NOTIFICATIONS_TICKET_TTL})
+    return JsonResponse({"ticket": ticket, "expires_in": app_settings.TICKET_TTL})
 
 
 @require_GET
@@ -111,7 +112,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     process ids, and a scrape costs Redis round trips, so a production server
     does not hand them to anyone who asks.
     """
-    token = settings.METRICS_TOKEN
+    token = app_settings.METRICS_TOKEN
     if not token and not settings.DEBUG:
         return HttpResponse(
             "forbidden: set METRICS_TOKEN to enable /metrics\n",

@@ -20,6 +20,7 @@ def use_redis(url: str) -> None:
     from worker import app
 
     settings.REDIS_URL = url
+    settings.NOTIFICATIONS_REDIS_URL = url
     settings.CHANNEL_LAYERS = {
         "default": {
             **settings.CHANNEL_LAYERS["default"],

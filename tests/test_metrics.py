@@ -31,7 +31,7 @@ def own(values: dict[str, float]) -> float:
 
 
 def test_metrics_page_is_prometheus_text_with_help_and_type(client, settings, redis_client):
-    settings.METRICS_TOKEN = "t0ken"
+    settings.NOTIFICATIONS_METRICS_TOKEN = "t0ken"
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t0ken")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -103,7 +103,7 @@ def test_histogram_buckets_are_cumulative(redis_client):
 
 
 def test_a_token_guards_the_page_when_set(client, settings, redis_client):
-    settings.METRICS_TOKEN = "s3cret-token"
+    settings.NOTIFICATIONS_METRICS_TOKEN = "s3cret-token"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
@@ -112,7 +112,7 @@ def test_a_token_guards_the_page_when_set(client, settings, redis_client):
 
 def test_without_debug_the_page_needs_a_token_even_when_none_is_set(client, settings, redis_client):
     settings.DEBUG = False
-    settings.METRICS_TOKEN = ""
+    settings.NOTIFICATIONS_METRICS_TOKEN = ""
     response = client.get("/metrics")
     assert response.status_code == 403
     assert b"METRICS_TOKEN" in response.content

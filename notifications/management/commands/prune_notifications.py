@@ -1,8 +1,8 @@
 """`manage.py prune_notifications [--days N]`: delete old read notifications now."""
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from notifications.conf import app_settings
 from notifications.retention import prune_read
 
 
@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = "Delete notifications read more than --days ago (unread ones are always kept)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--days", type=float, default=settings.NOTIFICATIONS_RETENTION_DAYS)
+        parser.add_argument("--days", type=float, default=app_settings.RETENTION_DAYS)
 
     def handle(self, *args, days: float, **options) -> None:
         if days < 0:
