@@ -23,11 +23,12 @@ TITLE_MAX = Notification._meta.get_field("title").max_length  # 200 characters
 BODY_MAX = 4_000  # characters
 URL_MAX = Notification._meta.get_field("url").max_length  # 2,000 characters
 TASK_ID_MAX = Notification._meta.get_field("task_id").max_length  # 255 characters
+DEDUPE_KEY_MAX = Notification._meta.get_field("dedupe_key").max_length  # 255 characters
 DATA_MAX_BYTES = 8_192  # `data` as compact JSON (UTF-8 bytes)
 PROGRESS_MESSAGE_MAX = 500  # characters; a longer progress message is shortened
-# The range of integers every part of the path holds (JSON in the database,
-# msgpack in the channel layer, 64-bit integers in browsers' BigInt-free JSON
-# is a different matter: beyond 2**53 a browser rounds, but the frame survives).
+# The integers every part of the path holds: msgpack (the channel layer) and
+# PostgreSQL's bigint stop at 64 bits. (A browser rounds beyond 2**53, but
+# the frame still arrives.)
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 # The largest frame the server sends: the limit above, with room to spare.
 FRAME_MAX_BYTES = 64 * 1024

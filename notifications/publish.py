@@ -376,7 +376,7 @@ def _save(user_or_id: Any, fields: dict, dedupe_key: str | None) -> Notification
     """The saved notification: a new row, or the one saved before under `dedupe_key`."""
     (user_id,) = _as_ids([user_or_id])
     if dedupe_key is not None:
-        _text("dedupe_key", dedupe_key, DEDUPE_KEY_MAX)
+        _text("dedupe_key", dedupe_key, limits.DEDUPE_KEY_MAX)
     notification = Notification(recipient_id=user_id, dedupe_key=dedupe_key, **fields)
     if dedupe_key is None:
         saved = _insert(notification)
@@ -391,7 +391,6 @@ def _save(user_or_id: Any, fields: dict, dedupe_key: str | None) -> Notification
     return notification
 
 
-DEDUPE_KEY_MAX = Notification._meta.get_field("dedupe_key").max_length
 # Every column but the id, in the model's order.
 _COLUMNS = [f for f in Notification._meta.concrete_fields if not f.primary_key]
 

@@ -22,8 +22,14 @@ from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
 
 from notifications import flush, notify
-from notifications.limits import BODY_MAX, TASK_ID_MAX, TITLE_MAX, URL_MAX, shorten
-from notifications.publish import DEDUPE_KEY_MAX
+from notifications.limits import (
+    BODY_MAX,
+    DEDUPE_KEY_MAX,
+    TASK_ID_MAX,
+    TITLE_MAX,
+    URL_MAX,
+    shorten,
+)
 from worker.reporting import UserError, as_user_id, task_title, user_argument
 
 log = logging.getLogger(__name__)
