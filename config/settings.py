@@ -68,8 +68,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "notifications",
+    "notifications.celery",
     "tasks",
-    "worker",
 ]
 
 MIDDLEWARE = [
@@ -197,7 +197,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A dead worker's task is delivered again once it has been unacknowledged for
 # the visibility timeout; a live worker re-scores the tasks it holds every
-# quarter of it (worker/heartbeat.py), so however long a task runs it is never
+# quarter of it (notifications/celery/kombu_patches.py), so however long a task runs it is never
 # delivered twice while its worker lives.
 visibility_timeout = envint("CELERY_VISIBILITY_TIMEOUT", 60)
 # Live workers look for overdue messages every interval x throttle seconds:
@@ -219,12 +219,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # answer 503 instead of hanging.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 
-CELERY_BEAT_SCHEDULE = {
-    "prune-read-notifications": {
-        "task": "worker.tasks.prune_notifications",
-        "schedule": envint("NOTIFICATIONS_PRUNE_EVERY", 6 * 3600),
-    },
-}
+# notifications.celery adds beat's pruning of read notifications by itself.
+NOTIFICATIONS_PRUNE_EVERY = envint("NOTIFICATIONS_PRUNE_EVERY", 6 * 3600)
 
 # --- Notifications ---------------------------------------------------------
 

@@ -1,15 +1,15 @@
 """Celery tasks started from the demo page. Thin: the work lives in work.py.
 
 Each takes `user_id`, which is all it needs for lifecycle notifications
-(see worker/signals.py).
+(see notifications/celery/signals.py).
 """
 
 import time
 
 from celery import shared_task
 
+from notifications.celery import UserError, report_progress
 from tasks import work
-from worker.reporting import UserError, report_progress
 
 REGIONS = ["North", "South", "East", "West", "Central", "Overseas"]
 BAD_CONTACTS = ["Ada Lovelace,ada@example.com", "Alan Turing,alan@example.com", "Grace,grace@"]

@@ -1,7 +1,7 @@
 """A dead worker's task comes back quickly; a live worker's long task never runs twice.
 
 The visibility timeout is short (60 s by default) and each live worker keeps
-the tasks it holds fresh (worker/heartbeat.py). The end-to-end tests run a
+the tasks it holds fresh (notifications/celery/kombu_patches.py). The end-to-end tests run a
 stack of their own with the timeout scaled down to VISIBILITY_TIMEOUT.
 """
 
@@ -12,7 +12,7 @@ import time
 import pytest
 from kombu import Connection
 
-import worker.heartbeat
+from notifications.celery import kombu_patches
 from tests.stack import Browserless, Stack, running
 from tests.tab import Tab
 from tests.test_faults import running_task
@@ -56,7 +56,7 @@ def test_the_heartbeat_refuses_a_kombu_it_was_not_checked_against(monkeypatch):
     import kombu
 
     monkeypatch.setattr(kombu, "VERSION", kombu.version_info_t(5, 8, 0, "", ""))
-    spec = importlib.util.spec_from_file_location("heartbeat_copy", worker.heartbeat.__file__)
+    spec = importlib.util.spec_from_file_location("heartbeat_copy", kombu_patches.__file__)
     with pytest.raises(RuntimeError, match="written against kombu 5.7"):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
 
@@ -79,17 +79,17 @@ def test_a_held_message_is_rescored_and_an_acked_one_is_not(consumer, redis_clie
     channel, message = consumer
     tag = message.delivery_tag
     redis_client.zadd("unacked_index", {tag: 1000.0})  # long overdue
-    assert worker.heartbeat.refresh(channel) == 1
+    assert kombu_patches.refresh(channel) == 1
     assert redis_client.zscore("unacked_index", tag) > time.time() - 5
     message.ack()
-    assert worker.heartbeat.refresh(channel) == 0
+    assert kombu_patches.refresh(channel) == 0
     assert redis_client.zscore("unacked_index", tag) is None
 
 
 def test_a_message_another_worker_restored_is_not_revived(consumer, redis_client):
     channel, message = consumer
     redis_client.zrem("unacked_index", message.delivery_tag)  # as restore_by_tag does
-    worker.heartbeat.refresh(channel)
+    kombu_patches.refresh(channel)
     assert redis_client.zscore("unacked_index", message.delivery_tag) is None
 
 

@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from notifications import notify
+from notifications.celery import beat
 from notifications.models import Notification
 from worker import app
 
@@ -34,8 +35,10 @@ def test_prune_deletes_only_old_read_notifications(alice, capsys):
     assert old_read.pk not in remaining
 
 
-def test_beat_runs_the_prune_task_on_a_schedule(alice, settings):
-    entry = settings.CELERY_BEAT_SCHEDULE["prune-read-notifications"]
+def test_beat_runs_the_prune_task_on_a_schedule(alice):
+    # notifications.celery put the entry into the project's app when Django was ready.
+    entry = app.conf.beat_schedule[beat.ENTRY]
+    assert entry["schedule"] == 6 * 3600
     app.loader.import_default_modules()
     task = app.tasks[entry["task"]]
     aged(alice, "Old and read", read_days_ago=400)

@@ -15,12 +15,12 @@ from celery import states
 from django.test import Client
 
 from notifications import anotify, flush, notify
+from notifications.celery import signals
+from notifications.celery.reporting import UserError, user_of
 from notifications.limits import BODY_MAX, TITLE_MAX
 from notifications.models import Notification
 from tests.stack import Browserless
 from tests.tab import Tab
-from worker import signals
-from worker.reporting import UserError, user_of
 
 QUEUE = "celery"  # Celery's default queue: a Redis list of that name
 
@@ -230,7 +230,7 @@ async def test_a_notice_notify_still_refuses_is_sent_bare(sockets, alice, monkey
 
 @pytest.mark.parametrize("user_id", ["abc", "²", "-1", "4" * 30, 0, -5, 2**64, True, 4.0, ""])
 async def test_a_user_id_that_names_nobody_is_logged_and_dropped(alice, caplog, user_id):
-    with caplog.at_level(logging.WARNING, logger="worker.signals"):
+    with caplog.at_level(logging.WARNING, logger="notifications.celery.signals"):
         await finish(user_id, "Done.")
     # Nobody to tell; the log says why, for the operator.
     assert f"task t-1: user_id {user_id!r} names no user" in caplog.text

@@ -1,4 +1,4 @@
-"""The Celery app (`celery -A worker worker`) and its notification wiring."""
+"""This project's Celery app: `celery -A worker worker`."""
 
 from worker.celery import app
 

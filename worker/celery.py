@@ -1,13 +1,12 @@
-"""The Celery app, configured from Django settings (the CELERY_* names)."""
+"""This project's Celery app, configured from Django settings (the CELERY_* names).
+
+The notification wiring comes from the `notifications.celery` app in
+INSTALLED_APPS, as in any project that installs the package.
+"""
 
 import os
 
 from celery import Celery
-
-from worker import (
-    broker,  # noqa: F401 (keeps the worker alive when Redis drops; see broker.py)
-    heartbeat,  # noqa: F401 (a live worker's tasks never look overdue; see there)
-)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

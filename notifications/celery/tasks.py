@@ -1,4 +1,4 @@
-"""Housekeeping tasks run by Celery beat (see CELERY_BEAT_SCHEDULE in settings)."""
+"""Housekeeping tasks run by Celery beat (the entry is added by beat.py)."""
 
 from celery import shared_task
 

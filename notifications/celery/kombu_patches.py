@@ -1,4 +1,9 @@
-"""A heartbeat for the tasks a live worker holds, so a short visibility timeout is safe.
+"""What this service changes inside kombu's Redis transport, and why.
+
+Both changes read kombu internals, so this module refuses to load on a kombu
+it was not checked against.
+
+## A heartbeat for the tasks a live worker holds
 
 kombu's Redis transport emulates acknowledgements: each delivered message's
 tag is scored with its delivery time in the `unacked_index` sorted set, and
@@ -18,8 +23,17 @@ on another worker as well. Acked tasks (acks_late off, or finished) have left
 `_delivered`. `ZADD XX` only updates tags still in the index, so a message
 another worker has already restored is never revived.
 
-This reads kombu internals, so it refuses to load on a kombu it was not
-checked against.
+## A worker that survives Redis going away
+
+With kombu 5.7 and Celery 5.7, losing the broker while a task is unacknowledged
+(with acks_late: any running task) kills the worker's main process with
+"Unrecoverable error: AttributeError". On a connection error the consumer tears
+the transport down and then closes its channels again; a channel whose
+transport is gone then builds a Redis connection from `None` (to restore the
+unacknowledged messages, and later to ack the task that finished meanwhile).
+Raising Redis's ConnectionError there instead turns both into the connection
+errors Celery already handles: it logs them and reconnects. The messages stay
+in Redis's unacked index, so the visibility timeout still redelivers them.
 """
 
 import logging
@@ -28,15 +42,17 @@ from typing import Any
 
 import kombu
 from kombu.transport import redis as redis_transport
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 log = logging.getLogger(__name__)
 
 CHECKED_AGAINST = (5, 7)  # kombu major, minor
 if tuple(kombu.VERSION[:2]) != CHECKED_AGAINST:
     raise RuntimeError(
-        f"worker/heartbeat.py was written against kombu {CHECKED_AGAINST[0]}.{CHECKED_AGAINST[1]}; "
-        f"kombu {kombu.__version__} is installed. Check kombu's Redis transport (QoS, "
-        "unacked_index, restore_visible, register_with_event_loop) and update this module."
+        "notifications/celery/kombu_patches.py was written against kombu "
+        f"{CHECKED_AGAINST[0]}.{CHECKED_AGAINST[1]}; kombu {kombu.__version__} is installed. "
+        "Check kombu's Redis transport (QoS, unacked_index, restore_visible, "
+        "register_with_event_loop, Channel._connparams) and update this module."
     )
 
 OPTION = "unacked_heartbeat_interval"
@@ -86,3 +102,19 @@ def register_with_heartbeat(self: redis_transport.Transport, connection: Any, lo
 
 
 redis_transport.Transport.register_with_event_loop = register_with_heartbeat
+
+
+# --- A worker that survives Redis going away ---
+
+_connparams = redis_transport.Channel._connparams
+
+
+def _connparams_of_a_live_transport(
+    self: redis_transport.Channel, asynchronous: bool = False
+) -> dict[str, Any]:
+    if self.connection is None or self.connection.client is None:
+        raise RedisConnectionError("this channel's broker connection is already closed")
+    return _connparams(self, asynchronous=asynchronous)
+
+
+redis_transport.Channel._connparams = _connparams_of_a_live_transport

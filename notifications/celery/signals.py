@@ -22,6 +22,7 @@ from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
 
 from notifications import flush, notify
+from notifications.celery.reporting import UserError, as_user_id, task_title, user_argument
 from notifications.limits import (
     BODY_MAX,
     DEDUPE_KEY_MAX,
@@ -30,7 +31,6 @@ from notifications.limits import (
     URL_MAX,
     shorten,
 )
-from worker.reporting import UserError, as_user_id, task_title, user_argument
 
 log = logging.getLogger(__name__)
 
