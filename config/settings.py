@@ -167,7 +167,7 @@ def redis_host(url: str) -> dict:
         "health_check_interval": 30,
         "retry_on_timeout": True,
         # Commands beyond this many at once wait up to `timeout` seconds for a
-        # free connection (see config/channel_layer.py) instead of failing.
+        # free connection (see notifications/layers.py) instead of failing.
         "max_connections": envint("CHANNEL_REDIS_MAX_CONNECTIONS", 100),
         "timeout": 10,
     }
@@ -176,7 +176,7 @@ def redis_host(url: str) -> dict:
 CHANNEL_LAYERS = {
     "default": {
         # channels-redis with measured fixes; publish.py relies on its group_send_many.
-        "BACKEND": "config.channel_layer.RedisChannelLayer",
+        "BACKEND": "notifications.layers.RedisChannelLayer",
         "CONFIG": {
             # Several URLs, comma-separated, shard the layer across Redis servers.
             "hosts": [redis_host(url) for url in envlist("CHANNEL_REDIS_URLS", REDIS_URL)],

@@ -65,7 +65,7 @@ class _Sender:
     """
 
     MAX_PENDING = 10_000
-    # Events per round trip: a few script calls of config.channel_layer.SEND_CHUNK.
+    # Events per round trip: a few script calls of notifications.layers.SEND_CHUNK.
     BATCH = 5_000
 
     def __init__(self) -> None:
@@ -200,7 +200,7 @@ def _newest_below(recipients: set[int], below: int) -> dict[int, int]:
 
 
 async def _send(pairs: list[tuple[str, dict]]) -> None:
-    """group_send each (group, event), all in a few round trips (config.channel_layer)."""
+    """group_send each (group, event), all in a few round trips (notifications.layers)."""
     # A control event (sessions.py) carries no message for the browser.
     kinds = Counter(event.get("message", event)["type"] for _, event in pairs)
     try:

@@ -1,4 +1,4 @@
-"""config.channel_layer on a real Redis: batched receive, and drops noticed and repaired.
+"""notifications.layers on a real Redis: batched receive, and drops noticed and repaired.
 
 channels-redis drops a group message when a process's inbound queue is at
 capacity, with an INFO log. A tiny capacity forces that here.
@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
-from config.channel_layer import RedisChannelLayer
 from config.settings import redis_host
 from notifications import metrics
+from notifications.layers import RedisChannelLayer
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ async def test_a_queue_that_stays_full_loses_the_message_with_an_error(make_laye
     channel = await layer.new_channel()
     await layer.group_add("user.9", channel)
     lost = drops("lost")
-    with caplog.at_level(logging.WARNING, logger="config.channel_layer"):
+    with caplog.at_level(logging.WARNING, logger="notifications.layers"):
         await layer.group_send("user.9", {"type": "push", "n": 0})
         assert await layer.group_send("user.9", {"type": "push", "n": 1}) == 1
         async with asyncio.timeout(5):  # until the repairs give up

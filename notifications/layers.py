@@ -1,5 +1,11 @@
-"""The channel layer: channels-redis with a pool that waits, one batched reader
-per process, and ordered, repaired group sends.
+"""The recommended channel layer: channels-redis with a pool that waits, one
+batched reader per process, and ordered, repaired group sends.
+
+    CHANNEL_LAYERS = {"default": {"BACKEND": "notifications.layers.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [...]}}}   # channels-redis's options
+
+It subclasses channels-redis and reads its internals, so it is written
+against one release line and refuses to load on another (TESTED_CHANNELS_REDIS).
 
 Measured limits of channels-redis 4.3 on redis-py 8 lifted here (see
 bench/README.md for the figures):
@@ -37,6 +43,7 @@ import logging
 import time
 from collections import deque
 
+import channels_redis
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import NoScriptError
@@ -44,6 +51,15 @@ from redis.exceptions import NoScriptError
 from notifications import metrics
 
 log = logging.getLogger(__name__)
+
+TESTED_CHANNELS_REDIS = "4.3."
+if not channels_redis.__version__.startswith(TESTED_CHANNELS_REDIS):
+    raise RuntimeError(
+        f"notifications.layers was written for channels-redis {TESTED_CHANNELS_REDIS}x and "
+        f"channels-redis {channels_redis.__version__} is installed: check the subclass against "
+        "it (receive, group_send, _map_channel_keys_to_connection, connection pools), then "
+        "update TESTED_CHANNELS_REDIS"
+    )
 
 # Restore an earlier receive's unprocessed backup (as the library does), then pop
 # up to ARGV[1] messages in order and back them up until they are handed over.
