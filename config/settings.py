@@ -241,6 +241,8 @@ NOTIFICATIONS_WS_BURST = envint("NOTIFICATIONS_WS_BURST", 20)
 # Sockets one user may hold open at once, over every process; one more is
 # closed with 4429 ("close other tabs").
 NOTIFICATIONS_MAX_SOCKETS_PER_USER = envint("NOTIFICATIONS_MAX_SOCKETS_PER_USER", 20)
+# The largest client frame (Daphne's own default is 1 MiB).
+NOTIFICATIONS_WS_MAX_MESSAGE_BYTES = envint("WEBSOCKET_MAX_MESSAGE_BYTES", 64 * 1024)
 # A socket whose unsent output (the client stopped reading) stays above this
 # many bytes for NOTIFICATIONS_WS_SLOW_SECONDS, or passes eight times it, is
 # closed; the client catches up from the database when it reconnects.

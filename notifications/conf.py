@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "WS_BURST": 20,
     # Sockets one user may hold open over every process; one more is closed with 4429.
     "MAX_SOCKETS_PER_USER": 20,
+    # The largest message a client may send; bigger frames are refused with 1009
+    # by the protocol layer before they are buffered (notifications/daphne_patches.py).
+    "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     # A socket whose unsent output stays above this many bytes for WS_SLOW_SECONDS
     # (or passes eight times it) is dropped; it catches up when it reconnects.
     "WS_MAX_UNSENT_BYTES": 1024 * 1024,

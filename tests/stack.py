@@ -201,16 +201,19 @@ class Stack:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start_daphne(self, name: str = "daphne", port: int | None = None, workers: int = 1) -> None:
+    def start_daphne(
+        self, name: str = "daphne", port: int | None = None, workers: int = 1, plain: bool = False
+    ) -> None:
         """Start (or restart, on the same port) a Daphne process called `name`,
-        or with `workers`, that many behind one socket (config.serve --workers)."""
+        or with `workers`, that many behind one socket (config.serve --workers);
+        `plain` runs `daphne config.asgi:application` as the README allows."""
         port = port or self.ports.get(name) or free_port()
         self.ports[name] = port
-        self._spawn(
-            name,
-            [sys.executable, "-m", "config.serve", "--workers", str(workers)]
-            + ["-b", "127.0.0.1", "-p", str(port)],
-        )
+        if plain:
+            command = [sys.executable, "-m", "daphne", "config.asgi:application"]
+        else:
+            command = [sys.executable, "-m", "config.serve", "--workers", str(workers)]
+        self._spawn(name, [*command, "-b", "127.0.0.1", "-p", str(port)])
         wait_for(
             lambda: self.log(name).count("Listening on TCP address") >= workers,
             30,

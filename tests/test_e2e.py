@@ -115,3 +115,19 @@ async def test_oversized_frame_is_refused_with_1009_and_others_keep_receiving(st
         assert closed.value.rcvd.code == 1009
         await asyncio.to_thread(stack.manage, "notify", "Still here", "--user", "frank")
         assert (await steady.next())["title"] == "Still here"
+
+
+async def test_plain_daphne_gets_the_frame_limit_and_the_fixes_too(stack):
+    """`daphne config.asgi:application`, as the README allows, not config.serve."""
+    await asyncio.to_thread(stack.start_daphne, "plain", plain=True)
+    try:
+        frank = await asyncio.to_thread(Browserless, stack, "frank", "plain")
+        async with Tab(stack, frank, "plain") as big, Tab(stack, frank, "plain") as steady:
+            await big.ws.send("x" * (64 * 1024 + 1))  # Daphne alone would take 1 MiB
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await big.next()
+            assert closed.value.rcvd.code == 1009
+            await asyncio.to_thread(stack.manage, "notify", "Plain", "--user", "frank")
+            assert (await steady.next())["title"] == "Plain"
+    finally:
+        await asyncio.to_thread(stack.stop_process, "plain")

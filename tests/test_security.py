@@ -64,10 +64,8 @@ async def test_ticket_socket_from_a_native_app_without_origin(sockets, alice):
 
 async def test_ticket_socket_from_a_listed_origin(sockets, alice, settings):
     settings.NOTIFICATIONS_TICKET_ORIGINS = ["https://app.example.com"]
-    from config import asgi
+    from config.asgi import application
 
-    # The validators read the origin lists when the stack is built.
-    application = asgi.TicketOrSession(asgi.URLRouter(asgi.websocket_urlpatterns))
     ticket = await sync_to_async(ticket_for)(alice)
     from channels.testing import WebsocketCommunicator
 
@@ -204,23 +202,15 @@ async def test_sockets_beyond_the_cap_are_closed_with_4429(
     assert await hello_or_close(replacement) == "hello"
 
 
-def fresh_application():
-    """The WebSocket stack built now, so it sees the settings a test has just changed."""
-    from config import asgi
-
-    return asgi.TicketOrSession(asgi.URLRouter(asgi.websocket_urlpatterns))
-
-
 async def test_a_cookie_socket_from_a_sibling_subdomain_is_refused(sockets, alice, settings):
     settings.ALLOWED_HOSTS = [".example.com"]
-    app = fresh_application()
     host = (b"host", b"app.example.com")
     _, connected, _ = await sockets(
-        alice, origin=(b"origin", b"http://evil.example.com"), host=host, app=app
+        alice, origin=(b"origin", b"http://evil.example.com"), host=host
     )
     assert not connected
     same, connected, _ = await sockets(
-        alice, origin=(b"origin", b"http://app.example.com"), host=host, app=app
+        alice, origin=(b"origin", b"http://app.example.com"), host=host
     )
     assert connected
     assert await hello_or_close(same) == "hello"
@@ -228,9 +218,8 @@ async def test_a_cookie_socket_from_a_sibling_subdomain_is_refused(sockets, alic
 
 async def test_a_cookie_socket_from_a_trusted_origin_is_accepted(sockets, alice, settings):
     settings.CSRF_TRUSTED_ORIGINS = ["https://static.example.org"]
-    app = fresh_application()
     communicator, connected, _ = await sockets(
-        alice, origin=(b"origin", b"https://static.example.org"), app=app
+        alice, origin=(b"origin", b"https://static.example.org")
     )
     assert connected
     assert await hello_or_close(communicator) == "hello"
