@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from config.health import healthz
+from notifications.health import healthz
 from notifications.views import metrics
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Where load balancers and Prometheus look; also under api/notifications/.
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
 ]

@@ -1,8 +1,11 @@
-"""The inbox's HTTP API, included under api/notifications/ by the project."""
+"""The app's HTTP side: the inbox API, socket tickets, health and metrics.
+
+A project includes it under any prefix: `path("api/notifications/", include("notifications.urls"))`.
+"""
 
 from django.urls import path
 
-from notifications import views
+from notifications import health, views
 
 app_name = "notifications"
 
@@ -12,4 +15,6 @@ urlpatterns = [
     path("<int:notification_id>/read/", views.mark_one_read, name="read"),
     path("read-all/", views.mark_all_read, name="read-all"),
     path("ticket/", views.ticket, name="ticket"),
+    path("health/", health.healthz, name="health"),
+    path("metrics/", views.metrics, name="metrics"),
 ]

@@ -29,3 +29,8 @@ def test_503_names_redis_when_it_is_unreachable(client, redis_server):
     assert body["failing"] == ["redis"]
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["redis"].startswith("failing: ")
+
+
+def test_the_app_serves_health_under_its_own_prefix(client):
+    response = client.get("/api/notifications/health/")
+    assert (response.status_code, response.json()["status"]) == (200, "ok")

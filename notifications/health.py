@@ -1,4 +1,5 @@
-"""`GET /healthz`: whether this process can reach every part it needs.
+"""`GET <prefix>/health/` (and wherever a project routes it): whether this process can
+reach every part it needs.
 
 Answers 200 when all is well and 503 naming the failing part, so a load
 balancer takes the instance out and an operator sees why.
@@ -9,11 +10,20 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from notifications.clients import redis_client
+from notifications.conf import app_settings
 
 
 def _redis_urls() -> list[str]:
-    hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
-    urls = [host["address"] for host in hosts] + [settings.CELERY_BROKER_URL]
+    """The channel layer's Redis hosts, the app's own Redis and a Redis Celery broker."""
+    config = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("CONFIG", {})
+    urls = [h["address"] if isinstance(h, dict) else h for h in config.get("hosts", [])]
+    urls = [u for u in urls if isinstance(u, str)] + [app_settings.REDIS_URL]
+    if "celery" in settings.INSTALLED_APPS or "notifications.celery" in settings.INSTALLED_APPS:
+        from celery import current_app
+
+        broker = current_app.conf.broker_url or ""
+        if broker.startswith(("redis://", "rediss://")):
+            urls.append(broker)
     return list(dict.fromkeys(urls))
 
 
