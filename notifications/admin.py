@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 
 from notifications.models import Notification
 
@@ -20,7 +21,7 @@ class ReadFilter(admin.SimpleListFilter):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ["id", "recipient", "level", "title", "task_id", "created_at", "read_at"]
     list_filter = ["level", ReadFilter, "created_at"]
-    search_fields = ["title", "body", "recipient__username", "task_id"]
+    search_fields = ["title", "body", f"recipient__{get_user_model().USERNAME_FIELD}", "task_id"]
     list_select_related = ["recipient"]
     raw_id_fields = ["recipient"]
     date_hierarchy = "created_at"

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from notifications import publish
+from notifications.users import has_field
 
 CHECK = "session.check"  # the consumer's session_check() handles it
 
@@ -47,13 +48,14 @@ def _logged_out(sender, request, user, **kwargs) -> None:
 def _note_access_change(sender, instance, update_fields=None, **kwargs) -> None:
     """Before a save: does it change what signs the user in? (One query per save
     that may touch the password or the active flag; last_login updates skip it.)"""
-    watched = {"password", "is_active"}
-    if instance._state.adding or (update_fields is not None and not watched & set(update_fields)):
+    watched = [name for name in ("password", "is_active") if has_field(name)]
+    if instance._state.adding or (
+        update_fields is not None and not set(watched) & set(update_fields)
+    ):
         return
-    before = sender.objects.filter(pk=instance.pk).values("password", "is_active").first()
+    before = sender.objects.filter(pk=instance.pk).values(*watched).first()
     instance._access_changed = before is not None and before != {
-        "password": instance.password,
-        "is_active": instance.is_active,
+        name: getattr(instance, name) for name in watched
     }
 
 

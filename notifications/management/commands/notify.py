@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifications import notify_many
 from notifications.models import Level
+from notifications.users import active_users
 
 EXIT_UNKNOWN_TARGET = 1
 EXIT_BAD_INPUT = 2
@@ -16,7 +17,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("title")
-        parser.add_argument("--user", action="append", default=[], help="username (repeatable)")
+        parser.add_argument(
+            "--user",
+            action="append",
+            default=[],
+            help="the user's USERNAME_FIELD value, e.g. username or email (repeatable)",
+        )
         parser.add_argument("--group", action="append", default=[], help="auth group (repeatable)")
         parser.add_argument("--all", action="store_true", help="every active user")
         parser.add_argument("--body", default="")
@@ -41,8 +47,11 @@ class Command(BaseCommand):
         """Active user ids for the targets; every unknown name is reported at once."""
         if not (usernames or groups or everyone):
             raise CommandError("name a target: --user, --group or --all", returncode=EXIT_BAD_INPUT)
-        users = get_user_model().objects.filter(is_active=True)
-        found = dict(users.filter(username__in=usernames).values_list("username", "pk"))
+        model = get_user_model()
+        users = active_users()
+        # Whatever the user model signs in with (USERNAME_FIELD), e.g. an email.
+        field = model.USERNAME_FIELD
+        found = dict(users.filter(**{f"{field}__in": usernames}).values_list(field, "pk"))
         known_groups = set(Group.objects.filter(name__in=groups).values_list("name", flat=True))
         unknown = [f"user {name!r}" for name in usernames if name not in found]
         unknown += [f"group {name!r}" for name in groups if name not in known_groups]
