@@ -3,6 +3,9 @@ from django.apps import AppConfig
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
+    # Ids only grow and a busy site passes 2**31; also keeps the migrations
+    # independent of the project's DEFAULT_AUTO_FIELD.
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from notifications import sessions

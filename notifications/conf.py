@@ -14,6 +14,8 @@ DEFAULTS: dict[str, Any] = {
     # The Redis for ticket nonces, the per-user limits and /metrics; None means
     # the first host of the default channel layer.
     "REDIS_URL": None,
+    # Where browsers open the notification socket (notifications.routing).
+    "WS_PATH": "ws/notifications/",
     # Seconds a sync notify()'s push may take before it is logged as failed;
     # also what flush() waits, and what a caller waits once 10,000 are queued.
     "SEND_TIMEOUT": 5.0,

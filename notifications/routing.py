@@ -1,10 +1,19 @@
+"""The WebSocket route: NOTIFICATIONS_WS_PATH (default "ws/notifications/").
+
+{% notifications_widget %} reads the path from here, so the browser connects
+wherever the project serves it.
+"""
+
 from django.urls import path
 
+from notifications.conf import app_settings
 from notifications.consumers import NotificationConsumer
 
-# Also read by {% notifications_widget %}, which tells the browser where to connect.
-WEBSOCKET_PATH = "ws/notifications/"
-
 websocket_urlpatterns = [
-    path(WEBSOCKET_PATH, NotificationConsumer.as_asgi()),
+    path(app_settings.WS_PATH, NotificationConsumer.as_asgi(), name="notifications"),
 ]
+
+
+def websocket_path() -> str:
+    """The socket's path from the site root, as a browser asks for it."""
+    return "/" + str(websocket_urlpatterns[0].pattern)

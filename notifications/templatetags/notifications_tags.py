@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from notifications.routing import WEBSOCKET_PATH
+from notifications.routing import websocket_path
 
 register = template.Library()
 
@@ -35,7 +35,7 @@ def notifications_widget(context: template.Context) -> dict:
         "user_id": user.pk,
         "login_url": resolve_url(settings.LOGIN_URL),
         "api_url": reverse("notifications:list"),
-        "ws_path": "/" + WEBSOCKET_PATH,
+        "ws_path": websocket_path(),
         # Marking read is a POST; the token also sets the CSRF cookie.
         "csrf_token": get_token(request),
     }

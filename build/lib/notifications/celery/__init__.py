@@ -1,0 +1,19 @@
+"""Celery tasks that tell their user how they are doing, with nothing to write in the task.
+
+Add "notifications.celery" to INSTALLED_APPS where Celery runs. A task with a
+`user_id` argument then notifies that user when it ends (signals.py); inside a
+task, `report_progress(percent, message)` updates the user's progress bar and
+`raise UserError("...")` fails it with a message fit to show.
+"""
+
+_PUBLIC = {"report_progress": "reporting", "UserError": "reporting"}
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so that INSTALLED_APPS can name this package
+    # before Django is ready.
+    if name in _PUBLIC:
+        from notifications.celery import reporting
+
+        return getattr(reporting, name)
+    raise AttributeError(f"module 'notifications.celery' has no attribute {name!r}")

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class CeleryNotificationsConfig(AppConfig):
+    """The Celery side of notifications: add it to INSTALLED_APPS where Celery runs."""
+
+    name = "notifications.celery"
+    label = "notifications_celery"
+    verbose_name = "Notifications: Celery"
+
+    def ready(self) -> None:
+        # Connected once Django is ready, in every process that loads the
+        # project (worker children included): lifecycle notices, the kombu
+        # fixes, and beat's pruning entry.
+        from notifications.celery import beat, kombu_patches, signals  # noqa: F401
+
+        beat.add_prune_entry()

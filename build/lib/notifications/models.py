@@ -1,0 +1,51 @@
+"""The notification: the durable record that browsers are told about."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Level(models.TextChoices):
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Notification(models.Model):
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    level = models.CharField(max_length=16, choices=Level.choices, default=Level.INFO)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=2000, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Makes a publish idempotent: a second notification with the same key for
+    # the same user is not saved nor sent (a Celery task delivered twice).
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # "This user's notifications after id N" (resume) and the inbox page.
+            models.Index(fields=["recipient", "id"], name="notif_recipient_id"),
+            # The unread badge.
+            models.Index(
+                fields=["recipient"],
+                condition=models.Q(read_at__isnull=True),
+                name="notif_recipient_unread",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "dedupe_key"],
+                condition=models.Q(dedupe_key__isnull=False),
+                name="notif_unique_dedupe_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.title} → {self.recipient_id}"

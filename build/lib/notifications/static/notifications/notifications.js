@@ -1,0 +1,474 @@
+// Live notifications for a signed-in user: one WebSocket per tab, an inbox
+// behind a bell, toasts, task progress bars and the connection's state.
+// No dependencies, no build step.
+//
+// The page says where everything is through data attributes on the widget
+// that {% notifications_widget %} renders, so this file holds no URLs.
+//
+// Every piece of text from the server reaches the page through textContent,
+// never as HTML: a notification title is data, not markup.
+(function () {
+  "use strict";
+
+  const root = document.querySelector("[data-notifications]");
+  if (!root) return; // nobody signed in, or a page without the widget
+
+  const config = root.dataset;
+  const part = (name) => root.querySelector("[data-nw-" + name + "]");
+  const statusBox = part("status");
+  const statusText = part("status-text");
+  const bell = part("bell");
+  const badge = part("badge");
+  const panel = part("panel");
+  const list = part("list");
+  const emptyNote = part("empty");
+  const readAllButton = part("read-all");
+  const progressList = part("progress");
+  const toastList = part("toasts");
+
+  const CLOSE_UNAUTHENTICATED = 4401; // the server's "log in again; do not retry"
+  // "Too many frames" and "too many tabs": retrying soon would only be refused
+  // again, so these wait the longest backoff.
+  const CLOSE_RATE_LIMITED = 4008;
+  const CLOSE_TOO_MANY_SOCKETS = 4429;
+  const RETRY_BASE_MS = 1000;
+  const RETRY_CAP_MS = 30000;
+  const TOAST_MS = 6000;
+  const MAX_TOASTS = 4;
+  const INBOX_SIZE = 20;
+  const STATUS_TEXT = {
+    connecting: "Connecting…",
+    connected: "Live",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+  };
+
+  // --- State ------------------------------------------------------------
+
+  const inbox = new Map(); // id -> notification with `read`, the newest INBOX_SIZE
+  const toasted = new Set(); // ids already shown: a replay never shows one twice
+  const progressRows = new Map(); // task id -> its progress bar
+  const taskTitles = new Map(); // task id -> a name for its bar (see track())
+  const finishedTasks = new Set(); // task ids whose final notice came
+  let unread = 0;
+  // The newest id that the server's last unread count already includes; only
+  // a notification newer than that adds one to the badge.
+  let countedThrough = 0;
+  let socket = null;
+  let live = false; // the current socket has said hello
+  let attempt = 0; // reconnections since the last good one, for the backoff
+  let retryTimer = null;
+  let everConnected = false;
+  let stopped = false; // after 4401: only logging in again can help
+
+  // --- Where to resume ----------------------------------------------------
+  // The newest notification id this browser has seen, per user, kept in
+  // localStorage so that a page opened later (or another tab) connects with
+  // ?after=ID and the server first sends everything that came meanwhile.
+
+  const storageKey = "notifications:last-id:" + config.userId;
+  let lastId = loadLastId();
+
+  function loadLastId() {
+    try {
+      const raw = localStorage.getItem(storageKey);
+      const value = raw === null ? NaN : Number(raw);
+      return Number.isSafeInteger(value) && value >= 0 ? value : null;
+    } catch (error) {
+      return null; // storage disabled: resume from the server's newest instead
+    }
+  }
+
+  function saveLastId(id) {
+    lastId = id;
+    try {
+      localStorage.setItem(storageKey, String(id));
+    } catch (error) {
+      // storage disabled or full: this tab still resumes from memory
+    }
+  }
+
+  // --- The connection -----------------------------------------------------
+
+  function socketUrl() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const query = lastId === null ? "" : "?after=" + lastId;
+    return scheme + "//" + location.host + config.wsPath + query;
+  }
+
+  function connect() {
+    retryTimer = null;
+    socket = new WebSocket(socketUrl());
+    socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
+    socket.addEventListener("close", onClose);
+  }
+
+  function onClose(event) {
+    socket = null;
+    live = false;
+    if (event.code === CLOSE_UNAUTHENTICATED) {
+      goToLogin();
+      return;
+    }
+    // Retry even when the browser says it is offline: that flag can be wrong,
+    // and when it is right the "online" event cuts the wait short.
+    if (!navigator.onLine) setStatus("offline");
+    else setStatus(everConnected ? "reconnecting" : "connecting");
+    if (event.code === CLOSE_RATE_LIMITED || event.code === CLOSE_TOO_MANY_SOCKETS) {
+      attempt = Math.max(attempt, Math.ceil(Math.log2(RETRY_CAP_MS / RETRY_BASE_MS)));
+    }
+    scheduleRetry();
+  }
+
+  function scheduleRetry() {
+    // Exponential backoff with jitter, capped: after a server restart the tabs
+    // come back spread out instead of all at once, and a long outage costs
+    // one attempt per half-minute at most.
+    const ceiling = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
+    attempt += 1;
+    retryTimer = setTimeout(connect, ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  window.addEventListener("online", () => {
+    if (stopped) return;
+    if (socket) {
+      setStatus(live ? "connected" : "reconnecting"); // it survived the blip
+    } else {
+      clearTimeout(retryTimer); // the network is back: no reason to wait
+      connect();
+    }
+  });
+  window.addEventListener("offline", () => setStatus("offline"));
+
+  function goToLogin() {
+    stopped = true;
+    clearTimeout(retryTimer);
+    setStatus("offline");
+    const login = new URL(config.loginUrl, location.href);
+    login.searchParams.set("next", location.pathname + location.search);
+    location.assign(login.href);
+  }
+
+  function setStatus(state) {
+    if (statusBox.dataset.state === state) return;
+    statusBox.dataset.state = state;
+    statusText.textContent = STATUS_TEXT[state];
+  }
+
+  // --- Messages from the server ------------------------------------------
+
+  const handlers = {
+    hello(message) {
+      attempt = 0; // a signed-in session, not merely an open socket
+      live = true;
+      setStatus("connected");
+      setUnread(message.unread);
+      countedThrough = message.last_id;
+      // First visit, or a resume point from a database that has since been
+      // reset: start from the server's newest.
+      if (lastId === null || lastId > message.last_id) saveLastId(message.last_id);
+      // Reads and arrivals while this tab was away: the inbox has them.
+      if (everConnected) refreshInbox();
+      everConnected = true;
+    },
+    notification: arrive,
+    progress: showProgress,
+    read(message) {
+      for (const id of message.ids) {
+        const known = inbox.get(id);
+        if (known) known.read = true;
+      }
+      setUnread(message.unread);
+      renderInbox();
+    },
+    // More arrived while away than a replay carries; the inbox lists them.
+    truncated: refreshInbox,
+    error(message) {
+      console.warn("notifications: the server refused a frame:", message.code, message.detail);
+    },
+  };
+
+  function receive(message) {
+    const handle = handlers[message.type];
+    if (handle) handle(message); // a newer server's new types are ignored
+  }
+
+  function arrive(notification) {
+    // Around a reconnect the server can send one twice; the id tells.
+    if (toasted.has(notification.id)) return;
+    toasted.add(notification.id);
+    if (notification.id > (lastId || 0)) saveLastId(notification.id);
+    if (!inbox.has(notification.id)) inbox.set(notification.id, { ...notification, read: false });
+    if (notification.id > countedThrough) {
+      countedThrough = notification.id;
+      setUnread(unread + 1);
+    }
+    if (notification.task_id) finishTask(notification.task_id);
+    showToast(notification);
+    renderInbox();
+  }
+
+  // --- The HTTP API ---------------------------------------------------------
+
+  async function api(method, path) {
+    let response;
+    try {
+      response = await fetch(config.apiUrl + path, {
+        method,
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": config.csrfToken },
+      });
+    } catch (error) {
+      return null; // offline: the next hello refreshes the inbox
+    }
+    if (response.status === 401) {
+      goToLogin();
+      return null;
+    }
+    if (!response.ok) {
+      console.warn("notifications:", method, path, "answered", response.status);
+      return null;
+    }
+    return response.json();
+  }
+
+  async function refreshInbox() {
+    const data = await api("GET", "?limit=" + INBOX_SIZE);
+    if (!data) return;
+    // Merged, not replaced: a notification may have arrived on the socket
+    // after the server answered this request.
+    for (const notification of data.notifications) inbox.set(notification.id, notification);
+    setUnread(data.unread);
+    if (data.notifications.length) {
+      countedThrough = Math.max(countedThrough, data.notifications[0].id);
+    }
+    renderInbox();
+  }
+
+  async function markRead(id) {
+    const data = await api("POST", id === null ? "read-all/" : id + "/read/");
+    if (!data) return;
+    // The server also tells every tab, this one included; this answer just
+    // comes first.
+    for (const notification of inbox.values()) {
+      if (id === null || notification.id === id) notification.read = true;
+    }
+    setUnread(data.unread);
+    renderInbox();
+  }
+
+  // --- The bell and the inbox -------------------------------------------
+
+  function setUnread(count) {
+    unread = Math.max(0, count);
+    badge.textContent = unread > 99 ? "99+" : String(unread);
+    badge.hidden = unread === 0;
+    bell.setAttribute("aria-label", unread ? "Notifications, " + unread + " unread" : "Notifications");
+    readAllButton.disabled = unread === 0;
+  }
+
+  function renderInbox() {
+    const newest = [...inbox.values()].sort((a, b) => b.id - a.id).slice(0, INBOX_SIZE);
+    const kept = new Set(newest.map((notification) => notification.id));
+    for (const id of inbox.keys()) {
+      if (!kept.has(id)) inbox.delete(id);
+    }
+    const hadFocus = panel.contains(document.activeElement);
+    list.replaceChildren(...newest.map(inboxItem));
+    emptyNote.hidden = newest.length > 0;
+    // A "Mark as read" button that was just clicked is gone; keep the
+    // keyboard in the panel rather than back at the top of the page.
+    if (hadFocus && !panel.contains(document.activeElement)) panel.focus();
+  }
+
+  function inboxItem(notification) {
+    const item = element("li", "nw-item nw-level-" + notification.level);
+    item.dataset.id = notification.id;
+    if (!notification.read) item.classList.add("nw-unread");
+    const text = element("div", "nw-item-text");
+    text.append(titleOf(notification, "nw-item-title"));
+    if (notification.body) text.append(element("p", "nw-item-body", notification.body));
+    text.append(timeOf(notification.created_at));
+    item.append(element("span", "nw-level-mark"), text);
+    if (!notification.read) {
+      const button = element("button", "nw-mark-read", "Mark as read");
+      button.type = "button";
+      button.addEventListener("click", () => markRead(notification.id));
+      item.append(button);
+    }
+    return item;
+  }
+
+  function timeOf(iso) {
+    const time = element("time", "nw-time", relativeTime(new Date(iso)));
+    time.dateTime = iso;
+    time.title = new Date(iso).toLocaleString();
+    return time;
+  }
+
+  function relativeTime(date) {
+    const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+    if (Math.abs(seconds) < 45) return "just now";
+    const format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+    for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
+      if (Math.abs(seconds) >= size || unit === "minute") {
+        return format.format(Math.round(seconds / size), unit);
+      }
+    }
+  }
+
+  function setPanel(open) {
+    panel.hidden = !open;
+    bell.setAttribute("aria-expanded", String(open));
+    if (open) renderInbox(); // refreshes the "5 minutes ago" labels
+  }
+
+  bell.addEventListener("click", () => setPanel(panel.hidden));
+  readAllButton.addEventListener("click", () => markRead(null));
+  // pointerdown, not click: a click on "Mark as read" re-renders the list,
+  // and by the time a click bubbles up its button is no longer in the panel.
+  document.addEventListener("pointerdown", (event) => {
+    if (!panel.hidden && !panel.contains(event.target) && !bell.contains(event.target)) {
+      setPanel(false);
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !panel.hidden && !toastList.contains(event.target)) {
+      setPanel(false);
+      bell.focus();
+    }
+  });
+
+  // --- Toasts -------------------------------------------------------------
+
+  function showToast(notification) {
+    const toast = element("div", "nw-toast nw-level-" + notification.level);
+    // Errors interrupt a screen reader; the rest wait their turn in the
+    // polite live region around the toasts.
+    if (notification.level === "error") toast.setAttribute("role", "alert");
+    const text = element("div", "nw-toast-text");
+    text.append(titleOf(notification, "nw-toast-title"));
+    if (notification.body) text.append(element("p", "nw-toast-body", notification.body));
+    const close = element("button", "nw-toast-close", "×");
+    close.type = "button";
+    close.setAttribute("aria-label", "Dismiss");
+    close.addEventListener("click", () => dismiss(toast));
+    toast.append(element("span", "nw-level-mark"), text, close);
+    toastList.append(toast);
+    while (toastList.children.length > MAX_TOASTS) {
+      // Make room by the oldest that would have gone anyway, else the oldest;
+      // every one of them is still in the inbox.
+      const stale = toastList.querySelector(".nw-level-success, .nw-level-info");
+      dismiss(stale || toastList.firstElementChild);
+    }
+    if (notification.level === "success" || notification.level === "info") fadeLater(toast);
+  }
+
+  function fadeLater(toast) {
+    // Good news leaves on its own after a few seconds; warnings and errors
+    // stay until dismissed. A toast under the pointer or holding the focus is
+    // being read, so it gets another few seconds.
+    setTimeout(() => {
+      if (toast.matches(":hover, :focus-within")) fadeLater(toast);
+      else dismiss(toast);
+    }, TOAST_MS);
+  }
+
+  function dismiss(toast) {
+    if (!toast.isConnected) return;
+    if (toast.contains(document.activeElement)) {
+      // Hand the keyboard to the next toast, or back to the bell.
+      const next = toast.nextElementSibling || toast.previousElementSibling;
+      (next ? next.querySelector(".nw-toast-close") : bell).focus();
+    }
+    toast.remove();
+  }
+
+  toastList.addEventListener("keydown", (event) => {
+    const toast = event.target.closest(".nw-toast");
+    if (event.key === "Escape" && toast) dismiss(toast);
+  });
+
+  // --- Progress -------------------------------------------------------------
+
+  function progressRow(taskId) {
+    let row = progressRows.get(taskId);
+    if (!row) {
+      row = element("div", "nw-progress");
+      row.dataset.task = taskId;
+      const head = element("div", "nw-progress-head");
+      head.append(element("strong", "nw-progress-title"), element("span", "nw-progress-percent"));
+      const bar = element("progress", "nw-progress-bar");
+      bar.max = 100;
+      bar.value = 0;
+      row.append(head, bar, element("p", "nw-progress-message", "Waiting for a worker…"));
+      progressRows.set(taskId, row);
+      progressList.append(row);
+    }
+    const title = taskTitles.get(taskId) || "Working…";
+    row.querySelector(".nw-progress-title").textContent = title;
+    row.querySelector("progress").setAttribute("aria-label", title);
+    return row;
+  }
+
+  function showProgress(message) {
+    // A late update after the final notice would bring back a finished bar.
+    if (finishedTasks.has(message.task_id)) return;
+    const row = progressRow(message.task_id);
+    row.querySelector("progress").value = message.percent;
+    row.querySelector(".nw-progress-percent").textContent = Math.round(message.percent) + "%";
+    row.querySelector(".nw-progress-message").textContent = message.message;
+  }
+
+  function finishTask(taskId) {
+    finishedTasks.add(taskId);
+    const row = progressRows.get(taskId);
+    if (row) row.remove(); // the final toast takes its place
+    progressRows.delete(taskId);
+  }
+
+  // --- Helpers --------------------------------------------------------------
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function safeHref(url) {
+    // Links only to http(s), absolute or relative to this page; never
+    // javascript:, data: or anything else a URL can smuggle in.
+    if (!url) return null;
+    try {
+      const parsed = new URL(url, location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function titleOf(notification, className) {
+    const href = safeHref(notification.url);
+    if (!href) return element("strong", className, notification.title);
+    const link = element("a", className, notification.title);
+    link.href = href;
+    if (new URL(href).origin !== location.origin) link.rel = "noopener noreferrer";
+    return link;
+  }
+
+  // --- Start ----------------------------------------------------------------
+
+  // A page that starts a task may name its progress bar before the first
+  // update arrives (or show it at once, at 0%).
+  window.notifications = {
+    track(taskId, title) {
+      if (finishedTasks.has(taskId)) return; // it finished before the page heard back
+      taskTitles.set(taskId, title);
+      progressRow(taskId);
+    },
+  };
+
+  refreshInbox();
+  connect();
+})();

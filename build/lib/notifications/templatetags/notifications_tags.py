@@ -1,0 +1,54 @@
+"""Put the notification client on any page of a project.
+
+    {% load notifications_tags %}
+    <head> … {% notifications_styles %} </head>
+    <header> … {% notifications_widget %} </header>
+    … {% notifications_script %}
+
+The widget (bell, inbox, connection state, toasts and progress bars) renders
+only for a signed-in user, so a shared base template can include it on the
+login page too. It tells the script every URL through data attributes.
+"""
+
+from django import template
+from django.conf import settings
+from django.middleware.csrf import get_token
+from django.shortcuts import resolve_url
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from notifications.routing import websocket_path
+
+register = template.Library()
+
+
+@register.inclusion_tag("notifications/widget.html", takes_context=True)
+def notifications_widget(context: template.Context) -> dict:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"signed_in": False}
+    return {
+        "signed_in": True,
+        "user_id": user.pk,
+        "login_url": resolve_url(settings.LOGIN_URL),
+        "api_url": reverse("notifications:list"),
+        "ws_path": websocket_path(),
+        # Marking read is a POST; the token also sets the CSRF cookie.
+        "csrf_token": get_token(request),
+    }
+
+
+@register.simple_tag
+def notifications_styles() -> SafeString:
+    return format_html(
+        '<link rel="stylesheet" href="{}">', static("notifications/notifications.css")
+    )
+
+
+@register.simple_tag
+def notifications_script() -> SafeString:
+    # defer: the script runs once the whole page (and the widget in it) is parsed.
+    return format_html('<script src="{}" defer></script>', static("notifications/notifications.js"))

@@ -1,0 +1,20 @@
+"""The app's HTTP side: the inbox API, socket tickets, health and metrics.
+
+A project includes it under any prefix: `path("api/notifications/", include("notifications.urls"))`.
+"""
+
+from django.urls import path
+
+from notifications import health, views
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("", views.notification_list, name="list"),
+    path("unread-count/", views.unread_count, name="unread-count"),
+    path("<int:notification_id>/read/", views.mark_one_read, name="read"),
+    path("read-all/", views.mark_all_read, name="read-all"),
+    path("ticket/", views.ticket, name="ticket"),
+    path("health/", health.healthz, name="health"),
+    path("metrics/", views.metrics, name="metrics"),
+]

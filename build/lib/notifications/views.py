@@ -1,0 +1,132 @@
+"""The inbox over HTTP: JSON, login required, only the caller's own notifications.
+
+Thin views over `inbox` (reads) and `publish.mark_read` (writes, which also
+tell the user's other tabs). CSRF applies to the writes as to any Django view.
+Also the socket ticket and the operator's /metrics.
+"""
+
+import hmac
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+from redis.exceptions import RedisError
+
+from notifications import inbox, publish, tickets
+from notifications import metrics as metrics_module
+from notifications.conf import app_settings
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def api_login_required(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+    """401 JSON for anonymous callers: a script cannot follow a login redirect."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "login required"}, status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def error(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def whole_number(request: HttpRequest, name: str) -> int | None:
+    """A query parameter that must be a non-negative integer when present."""
+    value = request.GET.get(name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"'{name}' must be a non-negative integer, not {value!r}")
+    return int(value)
+
+
+@api_login_required
+@require_GET
+def notification_list(request: HttpRequest) -> JsonResponse:
+    """`?limit=N` newest first, or `?after=ID&limit=N` the ones after ID, oldest first."""
+    try:
+        after = whole_number(request, "after")
+        limit = whole_number(request, "limit")
+    except ValueError as exc:
+        return error(str(exc))
+    limit = DEFAULT_LIMIT if limit is None else max(1, min(MAX_LIMIT, limit))
+    user_id = request.user.pk
+    return JsonResponse(
+        {
+            "notifications": inbox.page(user_id, after=after, limit=limit),
+            "unread": inbox.unread_count(user_id),
+        }
+    )
+
+
+@api_login_required
+@require_GET
+def unread_count(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"unread": inbox.unread_count(request.user.pk)})
+
+
+@api_login_required
+@require_POST
+def mark_one_read(request: HttpRequest, notification_id: int) -> JsonResponse:
+    user_id = request.user.pk
+    # Another user's notification answers exactly as a missing one does.
+    if not inbox.owns(user_id, notification_id):
+        return error("no such notification", status=404)
+    publish.mark_read(user_id, [notification_id])
+    return JsonResponse(
+        {"id": notification_id, "read": True, "unread": inbox.unread_count(user_id)}
+    )
+
+
+@api_login_required
+@require_POST
+def mark_all_read(request: HttpRequest) -> JsonResponse:
+    changed = publish.mark_read(request.user.pk, None)
+    return JsonResponse({"ids": changed, "unread": inbox.unread_count(request.user.pk)})
+
+
+@api_login_required
+@require_POST
+def ticket(request: HttpRequest) -> JsonResponse:
+    """A socket ticket for a client that cannot send the session cookie (see tickets.py)."""
+    try:
+        ticket = tickets.issue(request)
+    except RedisError:  # the socket could not be opened now either
+        return error("the notification service is unavailable; retry later", status=503)
+    return JsonResponse({"ticket": ticket, "expires_in": app_settings.TICKET_TTL})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, only for the bearer of METRICS_TOKEN.
+
+    Without a token the page is open only in DEBUG: the figures name hosts and
+    process ids, and a scrape costs Redis round trips, so a production server
+    does not hand them to anyone who asks.
+    """
+    token = app_settings.METRICS_TOKEN
+    if not token and not settings.DEBUG:
+        return HttpResponse(
+            "forbidden: set METRICS_TOKEN to enable /metrics\n",
+            status=403,
+            content_type="text/plain",
+        )
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
+    try:
+        body = metrics_module.render()
+    except Exception as exc:  # Redis away: say so rather than serve partial figures
+        return HttpResponse(
+            f"metrics unavailable: {exc!r}\n", status=503, content_type="text/plain"
+        )
+    return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
