@@ -6,17 +6,19 @@ every test here is skipped with a reason that says so. A failing test leaves a
 screenshot of each of its pages under test-artifacts/screenshots/.
 """
 
+import http.server
 import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.stack import ARTIFACTS, PASSWORD, Stack, running
+from tests.stack import ARTIFACTS, PASSWORD, Browserless, Stack, running
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",
@@ -312,10 +314,47 @@ def test_notices_sent_while_the_page_was_closed_are_there_when_it_reopens(stack,
 # --- Losing the connection ----------------------------------------------------
 
 
+class Elsewhere(http.server.ThreadingHTTPServer):
+    """A site on another origin (another port) that serves one page, set by a test."""
+
+    page = ""
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+
+class ServeThePage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = self.server.page.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass  # the test says what went wrong
+
+
 @pytest.fixture(scope="module")
-def own_stack(tmp_path_factory) -> Iterator[Stack]:
-    """A stack of this module's own, whose Daphne the tests stop and restart."""
-    with running(tmp_path_factory.mktemp("browser-stack"), "browser-stack") as stack:
+def elsewhere() -> Iterator[Elsewhere]:
+    # A real server, not a page Playwright makes up: Chromium lets only a page
+    # that came from this machine open a socket to it.
+    server = Elsewhere(("127.0.0.1", 0), ServeThePage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory, elsewhere) -> Iterator[Stack]:
+    """A stack of this module's own, whose Daphne the tests stop and restart,
+    and which takes ticket sockets from `elsewhere`."""
+    workdir = tmp_path_factory.mktemp("browser-stack")
+    env = {"NOTIFICATIONS_TICKET_ORIGINS": elsewhere.origin}
+    with running(workdir, "browser-stack", env=env) as stack:
         yield stack
 
 
@@ -366,6 +405,79 @@ def test_an_expired_session_sends_the_person_to_the_login_page(own_stack, contex
     restart_daphne(own_stack)
     expect(page).to_have_url(own_stack.base_url + "/accounts/login/?next=%2F", timeout=TASK_TIMEOUT)
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+# --- The transport without the widget ---------------------------------------
+
+# A page of somebody's own: transport.js and a few lines, no widget.
+BARE_PAGE = """<!doctype html><title>Bare page</title>
+<script src="TRANSPORT"></script>
+<script>
+  window.received = [];
+  window.states = [];
+  window.connection = NotificationsTransport.connect({
+    OPTIONS
+    onMessage: (message) => received.push(message),
+    onState: (state) => states.push(state),
+  });
+</script>"""
+
+
+def bare_page(transport: str, options: str = "") -> str:
+    return BARE_PAGE.replace("TRANSPORT", transport).replace("OPTIONS", options)
+
+
+def wait_for_hello(page: Page) -> None:
+    page.wait_for_function("() => received.some((message) => message.type === 'hello')")
+
+
+def received_notification(page: Page, title: str) -> dict:
+    handle = page.wait_for_function(
+        "title => received.find((m) => m.type === 'notification' && m.title === title)",
+        arg=title,
+    )
+    return handle.json_value()
+
+
+def test_the_transport_alone_hands_notices_to_the_page(own_stack, context):
+    sign_in(context, own_stack, "dave").close()  # the bare page's socket sends this cookie
+    page = context.new_page()
+    page.goto(own_stack.base_url + "/no-widget-here/")  # a 404: the site's origin, no scripts
+    page.set_content(bare_page("/static/notifications/transport.js"))
+    wait_for_hello(page)
+    notify(own_stack, "dave", "Straight to onMessage")
+    notice = received_notification(page, "Straight to onMessage")
+    assert page.evaluate("states") == ["connecting", "connected"]
+
+    # A read frame on the same socket; the server tells every tab, this one too.
+    assert page.evaluate("id => connection.markRead([id])", notice["id"]) is True
+    page.wait_for_function(
+        "id => received.some((m) => m.type === 'read' && m.ids.includes(id) && m.unread === 0)",
+        arg=notice["id"],
+    )
+
+
+def test_a_page_on_another_origin_connects_with_a_ticket(own_stack, elsewhere, context):
+    # This browser holds no session for the site: the ticket is the credential.
+    account = Browserless(own_stack, "erin")
+    minted: list[str] = []
+
+    def fresh_ticket() -> str:
+        with account.post("/api/notifications/ticket/", {}) as response:
+            minted.append(json.load(response)["ticket"])
+        return minted[-1]
+
+    elsewhere.page = bare_page(
+        own_stack.base_url + "/static/notifications/transport.js",
+        f"url: {json.dumps(own_stack.ws_url)}, ticket: () => freshTicket(),",
+    )
+    page = context.new_page()
+    page.expose_function("freshTicket", fresh_ticket)
+    page.goto(elsewhere.origin + "/")
+    wait_for_hello(page)
+    notify(own_stack, "erin", "Across origins")
+    received_notification(page, "Across origins")
+    assert len(minted) == 1
 
 
 # --- The README's picture -----------------------------------------------------

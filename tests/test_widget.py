@@ -20,7 +20,9 @@ def render(user) -> str:
 def test_anonymous_visitors_get_no_widget_but_pages_still_render():
     html = render(AnonymousUser())
     assert "data-notifications" not in html
-    assert 'src="/static/notifications/notifications.js" defer' in html
+    transport = html.index('<script src="/static/notifications/transport.js" defer></script>')
+    widget = html.index('<script src="/static/notifications/widget.js" defer></script>')
+    assert transport < widget  # deferred scripts run in order: the widget needs the transport
 
 
 @pytest.mark.django_db

@@ -1,6 +1,7 @@
-// Live notifications for a signed-in user: one WebSocket per tab, an inbox
-// behind a bell, toasts, task progress bars and the connection's state.
-// No dependencies, no build step.
+// The notification widget for a signed-in user: an inbox behind a bell,
+// toasts, task progress bars and the connection's state, drawn from the
+// messages of transport.js (which must load first). No dependencies, no build
+// step.
 //
 // The page says where everything is through data attributes on the widget
 // that {% notifications_widget %} renders, so this file holds no URLs.
@@ -26,13 +27,6 @@
   const progressList = part("progress");
   const toastList = part("toasts");
 
-  const CLOSE_UNAUTHENTICATED = 4401; // the server's "log in again; do not retry"
-  // "Too many frames" and "too many tabs": retrying soon would only be refused
-  // again, so these wait the longest backoff.
-  const CLOSE_RATE_LIMITED = 4008;
-  const CLOSE_TOO_MANY_SOCKETS = 4429;
-  const RETRY_BASE_MS = 1000;
-  const RETRY_CAP_MS = 30000;
   const TOAST_MS = 6000;
   const MAX_TOASTS = 4;
   const INBOX_SIZE = 20;
@@ -46,7 +40,6 @@
   // --- State ------------------------------------------------------------
 
   const inbox = new Map(); // id -> notification with `read`, the newest INBOX_SIZE
-  const toasted = new Set(); // ids already shown: a replay never shows one twice
   const progressRows = new Map(); // task id -> its progress bar
   const taskTitles = new Map(); // task id -> a name for its bar (see track())
   const finishedTasks = new Set(); // task ids whose final notice came
@@ -54,99 +47,22 @@
   // The newest id that the server's last unread count already includes; only
   // a notification newer than that adds one to the badge.
   let countedThrough = 0;
-  let socket = null;
-  let live = false; // the current socket has said hello
-  let attempt = 0; // reconnections since the last good one, for the backoff
-  let retryTimer = null;
-  let everConnected = false;
-  let stopped = false; // after 4401: only logging in again can help
+  let greeted = false; // a hello came before: the next one is a reconnection
+  let connection = null; // from NotificationsTransport.connect(), once started
 
-  // --- Where to resume ----------------------------------------------------
-  // The newest notification id this browser has seen, per user, kept in
-  // localStorage so that a page opened later (or another tab) connects with
-  // ?after=ID and the server first sends everything that came meanwhile.
-
-  const storageKey = "notifications:last-id:" + config.userId;
-  let lastId = loadLastId();
-
-  function loadLastId() {
-    try {
-      const raw = localStorage.getItem(storageKey);
-      const value = raw === null ? NaN : Number(raw);
-      return Number.isSafeInteger(value) && value >= 0 ? value : null;
-    } catch (error) {
-      return null; // storage disabled: resume from the server's newest instead
-    }
-  }
-
-  function saveLastId(id) {
-    lastId = id;
-    try {
-      localStorage.setItem(storageKey, String(id));
-    } catch (error) {
-      // storage disabled or full: this tab still resumes from memory
-    }
-  }
-
-  // --- The connection -----------------------------------------------------
-
-  function socketUrl() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = lastId === null ? "" : "?after=" + lastId;
-    return scheme + "//" + location.host + config.wsPath + query;
-  }
-
-  function connect() {
-    retryTimer = null;
-    socket = new WebSocket(socketUrl());
-    socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
-    socket.addEventListener("close", onClose);
-  }
-
-  function onClose(event) {
-    socket = null;
-    live = false;
-    if (event.code === CLOSE_UNAUTHENTICATED) {
-      goToLogin();
-      return;
-    }
-    // Retry even when the browser says it is offline: that flag can be wrong,
-    // and when it is right the "online" event cuts the wait short.
-    if (!navigator.onLine) setStatus("offline");
-    else setStatus(everConnected ? "reconnecting" : "connecting");
-    if (event.code === CLOSE_RATE_LIMITED || event.code === CLOSE_TOO_MANY_SOCKETS) {
-      attempt = Math.max(attempt, Math.ceil(Math.log2(RETRY_CAP_MS / RETRY_BASE_MS)));
-    }
-    scheduleRetry();
-  }
-
-  function scheduleRetry() {
-    // Exponential backoff with jitter, capped: after a server restart the tabs
-    // come back spread out instead of all at once, and a long outage costs
-    // one attempt per half-minute at most.
-    const ceiling = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
-    attempt += 1;
-    retryTimer = setTimeout(connect, ceiling / 2 + (Math.random() * ceiling) / 2);
-  }
-
-  window.addEventListener("online", () => {
-    if (stopped) return;
-    if (socket) {
-      setStatus(live ? "connected" : "reconnecting"); // it survived the blip
-    } else {
-      clearTimeout(retryTimer); // the network is back: no reason to wait
-      connect();
-    }
-  });
-  window.addEventListener("offline", () => setStatus("offline"));
+  // --- The connection's state -------------------------------------------
 
   function goToLogin() {
-    stopped = true;
-    clearTimeout(retryTimer);
+    connection.close();
     setStatus("offline");
     const login = new URL(config.loginUrl, location.href);
     login.searchParams.set("next", location.pathname + location.search);
     location.assign(login.href);
+  }
+
+  function onState(state) {
+    if (state === "unauthenticated") goToLogin();
+    else setStatus(state);
   }
 
   function setStatus(state) {
@@ -159,17 +75,11 @@
 
   const handlers = {
     hello(message) {
-      attempt = 0; // a signed-in session, not merely an open socket
-      live = true;
-      setStatus("connected");
       setUnread(message.unread);
       countedThrough = message.last_id;
-      // First visit, or a resume point from a database that has since been
-      // reset: start from the server's newest.
-      if (lastId === null || lastId > message.last_id) saveLastId(message.last_id);
       // Reads and arrivals while this tab was away: the inbox has them.
-      if (everConnected) refreshInbox();
-      everConnected = true;
+      if (greeted) refreshInbox();
+      greeted = true;
     },
     notification: arrive,
     progress: showProgress,
@@ -183,21 +93,16 @@
     },
     // More arrived while away than a replay carries; the inbox lists them.
     truncated: refreshInbox,
-    error(message) {
-      console.warn("notifications: the server refused a frame:", message.code, message.detail);
-    },
   };
 
   function receive(message) {
     const handle = handlers[message.type];
-    if (handle) handle(message); // a newer server's new types are ignored
+    // The transport logs errors; a newer server's new types are ignored.
+    if (handle) handle(message);
   }
 
   function arrive(notification) {
-    // Around a reconnect the server can send one twice; the id tells.
-    if (toasted.has(notification.id)) return;
-    toasted.add(notification.id);
-    if (notification.id > (lastId || 0)) saveLastId(notification.id);
+    // The transport hands on each id once, so each is shown once.
     if (!inbox.has(notification.id)) inbox.set(notification.id, { ...notification, read: false });
     if (notification.id > countedThrough) {
       countedThrough = notification.id;
@@ -470,5 +375,10 @@
   };
 
   refreshInbox();
-  connect();
+  connection = window.NotificationsTransport.connect({
+    url: config.wsPath,
+    resumeKey: "notifications:last-id:" + config.userId,
+    onMessage: receive,
+    onState,
+  });
 })();
