@@ -10,9 +10,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall whenever a requirements file changes.
-$(STAMP): $(BIN)/python requirements/base.txt requirements/dev.txt requirements/bench.txt
+$(STAMP): $(BIN)/python requirements/base.txt requirements/dev.txt
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements/dev.txt
 	touch $(STAMP)
+
+# The benchmark's plotting and profiling tools, only for `make bench`.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements/bench.txt
+	touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m config.run
@@ -33,7 +39,7 @@ screenshot: $(STAMP)
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_browser.py -k demo_page
 
 # The benchmark (bench/README.md): full sizes, results JSON and plots into docs/.
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run --out bench/results/full.json --plots docs $(BENCH_ARGS)
 
 # The CI size: under a minute.
