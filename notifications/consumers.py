@@ -190,8 +190,9 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _take_frame(self) -> bool:
-        """One frame off the user's shared budget, or this socket's own when Redis is away."""
-        if self.user_id is None:
+        """One frame off the user's shared budget, or this socket's own when Redis is
+        away or the channel layer has no Redis to share it in."""
+        if self.user_id is None or not quota.shared(self.channel_layer):
             return self.frames.take()
         try:
             return await quota.take_frame(self.channel_layer, self.user_id)

@@ -4,6 +4,13 @@ Async callers await `send()`. Sync callers `submit()` (or `send_on_commit()`)
 to one sender loop thread per process and return at once; `flush()` waits
 until what they queued is sent. A failed send is logged and counted, never
 raised: the rows are saved already, and clients catch up from the database.
+
+Any channel layer works. The sender thread and its batches are for a layer
+with `group_send_many` (config.channel_layer). With any other layer sync
+callers send in their own thread through `async_to_sync`, as channels
+documents: such a layer may be bound to the loop its consumers run on
+(InMemoryChannelLayer keeps asyncio queues), which only `async_to_sync` from
+code called by that loop reaches safely; the sender's own loop would not.
 """
 
 import asyncio
@@ -13,6 +20,7 @@ import os
 import threading
 from collections import Counter, deque
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -95,15 +103,7 @@ class _Sender:
                 batch: list[tuple[str, dict]] = []
                 while self._queue and len(batch) < self.BATCH:
                     batch += self._queue.popleft()
-            try:
-                await asyncio.wait_for(send(batch), app_settings.SEND_TIMEOUT)
-            except TimeoutError:
-                log.warning(
-                    "channel layer did not answer within %ss; %d events not sent",
-                    app_settings.SEND_TIMEOUT,
-                    len(batch),
-                )
-                metrics.inc("notifications_publish_failures_total", len(batch))
+            await _send_in_time(batch)
             with self._lock:
                 self._done += len(batch)
                 self._changed.notify_all()
@@ -119,16 +119,36 @@ class _Sender:
 
 
 _sender = _Sender()
-submit = _sender.submit
 flush = _sender.flush
 
 
+def batches(layer: object) -> bool:
+    """Whether a channel layer (or its class) sends many groups' events in one
+    call (`group_send_many`, config.channel_layer)."""
+    return hasattr(layer, "group_send_many")
+
+
+def submit(pairs: list[tuple[str, dict]]) -> None:
+    """Send (group, event) pairs from sync code, in call order."""
+    if batches(get_channel_layer()):
+        _sender.submit(pairs)
+    else:
+        async_to_sync(_send_in_time)(pairs)
+
+
 async def send(pairs: list[tuple[str, dict]]) -> None:
-    """group_send each (group, event), all in a few round trips (config.channel_layer)."""
+    """group_send each (group, event), in order; in a few round trips when the
+    layer batches, else one group_send at a time."""
     # A control event (sessions.py) carries no message for the browser.
     kinds = Counter(event.get("message", event)["type"] for _, event in pairs)
+    layer = get_channel_layer()
     try:
-        await get_channel_layer().group_send_many(pairs)
+        if batches(layer):
+            await layer.group_send_many(pairs)
+        else:
+            # One at a time: concurrent sends could reorder a user's events.
+            for group, event in pairs:
+                await layer.group_send(group, event)
     except Exception as exc:  # Redis down, timeouts: the rows are saved anyway
         counts = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
         log.warning("could not send %s message(s): %r", counts, exc)
@@ -136,6 +156,19 @@ async def send(pairs: list[tuple[str, dict]]) -> None:
         return
     for kind, n in kinds.items():
         metrics.inc(f'notifications_published_total{{type="{kind}"}}', n)
+
+
+async def _send_in_time(pairs: list[tuple[str, dict]]) -> None:
+    """`send()`, given up with a warning after NOTIFICATIONS_SEND_TIMEOUT."""
+    try:
+        await asyncio.wait_for(send(pairs), app_settings.SEND_TIMEOUT)
+    except TimeoutError:
+        log.warning(
+            "channel layer did not answer within %ss; %d events not sent",
+            app_settings.SEND_TIMEOUT,
+            len(pairs),
+        )
+        metrics.inc("notifications_publish_failures_total", len(pairs))
 
 
 def send_on_commit(pairs: list[tuple[str, dict]]) -> None:
