@@ -44,7 +44,7 @@ def channel_layer(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     layer = import_string(backend)
-    if batches(layer):  # config.channel_layer, or whatever it becomes
+    if batches(layer):  # the project's layer, known by what it does, not by its path
         return []
     for cls in layer.__mro__:
         found = LOSSY.get(f"{cls.__module__}.{cls.__qualname__}")
