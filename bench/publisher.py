@@ -36,7 +36,8 @@ def tutorial_message(seq: int, stamp: dict) -> dict:
 class Publisher:
     def __init__(self) -> None:
         from bench.tutorial import send_notification
-        from notifications.publish import flush, notify, notify_all
+        from notifications.publish import notify, notify_all
+        from notifications.sender import flush
 
         self.notify = notify
         self.notify_all = notify_all

@@ -175,7 +175,8 @@ def redis_host(url: str) -> dict:
 
 CHANNEL_LAYERS = {
     "default": {
-        # channels-redis with measured fixes; publish.py relies on its group_send_many.
+        # channels-redis with measured fixes; notifications/sender.py batches with
+        # its group_send_many.
         "BACKEND": "notifications.layers.RedisChannelLayer",
         "CONFIG": {
             # Several URLs, comma-separated, shard the layer across Redis servers.

@@ -4,12 +4,21 @@
 loaded on first use so that importing the package never needs Django ready.
 """
 
-_PUBLIC = {"notify", "anotify", "notify_many", "notify_all", "send_progress", "mark_read", "flush"}
+from importlib import import_module
+
+# Each public name and the module that defines it.
+_PUBLIC = {
+    "notify": "publish",
+    "anotify": "publish",
+    "notify_many": "publish",
+    "notify_all": "publish",
+    "send_progress": "publish",
+    "mark_read": "reads",
+    "flush": "sender",
+}
 
 
 def __getattr__(name: str):
     if name in _PUBLIC:
-        from notifications import publish
-
-        return getattr(publish, name)
+        return getattr(import_module(f"notifications.{_PUBLIC[name]}"), name)
     raise AttributeError(f"module 'notifications' has no attribute {name!r}")

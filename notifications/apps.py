@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class NotificationsConfig(AppConfig):
@@ -9,5 +10,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import sessions
+        from notifications.checks import channel_layer
 
         sessions.connect()
+        checks.register(channel_layer)

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from notifications import inbox, limits, messages, metrics, publish, quota
+from notifications import groups, inbox, limits, messages, metrics, quota, reads
 from notifications.auth import session_user
 from notifications.conf import app_settings
 from notifications.ratelimit import TokenBucket
@@ -84,7 +84,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self._refuse_socket(CLOSE_UNAUTHENTICATED)
             return
-        group = publish.user_group(user.pk)
+        group = groups.user_group(user.pk)
         try:
             self.claimed = await quota.claim_socket(self.channel_layer, user.pk, self.channel_name)
             if self.claimed:
@@ -153,7 +153,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             await self.send_message(message)
 
     async def push(self, event: dict) -> None:
-        """Relay a message published to the user's group (see publish.py)."""
+        """Relay a message published to the user's group (see groups.py)."""
         message = event["message"]
         if message["type"] == "notification":
             if event.get("previous", 0) > self.newest:
@@ -190,8 +190,9 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _take_frame(self) -> bool:
-        """One frame off the user's shared budget, or this socket's own when Redis is away."""
-        if self.user_id is None:
+        """One frame off the user's shared budget, or this socket's own when Redis is
+        away or the channel layer has no Redis to share it in."""
+        if self.user_id is None or not quota.shared(self.channel_layer):
             return self.frames.take()
         try:
             return await quota.take_frame(self.channel_layer, self.user_id)
@@ -224,13 +225,13 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 
     async def _mark_read(self, ids: object) -> None:
         if ids == "all":
-            await publish.amark_read(self.user_id, None)
+            await reads.amark_read(self.user_id, None)
         elif (
             isinstance(ids, list)
             and ids
             and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
         ):
-            await publish.amark_read(self.user_id, ids[: app_settings.READ_BATCH])
+            await reads.amark_read(self.user_id, ids[: app_settings.READ_BATCH])
         else:
             await self._refuse("bad_field", "'ids' must be a non-empty list of integers or 'all'")
 
@@ -256,7 +257,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict) -> None:
         # A push touches no database, so it skips channels' per-message
         # close_old_connections(), a thread hop for every notification relayed.
-        if message.get("type") == publish.EVENT_TYPE:
+        if message.get("type") == groups.EVENT_TYPE:
             await self.push(message)
             return
         # An event type this version has no handler for (say, during a rolling

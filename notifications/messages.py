@@ -3,6 +3,14 @@
 Build messages only through `make()`: a missing or undeclared field is a bug and
 fails where the message is built, not in somebody's browser. Values are plain
 JSON (no datetimes, no models), because channel-layer events go through msgpack.
+
+Every message is built by a `make("<type>", ...)` call, so
+`grep -rn 'make("' notifications/` lists each place one is produced:
+`notification` here (from a saved row, for live pushes and for replay),
+`progress` in publish.py, `read` in reads.py, and `hello`, `truncated` and
+`error` in consumers.py. The only other change to a message is `fitted()`,
+which cuts down one already made. A new type is declared in SCHEMAS and
+built with `make()`; the consumer relays every `push` event as it is.
 """
 
 import json
@@ -39,17 +47,17 @@ def make(type_: str, **fields: Any) -> dict[str, Any]:
 
 def notification(n: Any) -> dict[str, Any]:
     """The `notification` message for a saved Notification."""
-    return make(
-        "notification",
-        id=n.id,
-        level=n.level,
-        title=n.title,
-        body=n.body,
-        url=n.url,
-        data=n.data,
-        task_id=n.task_id or None,
-        created_at=n.created_at.isoformat(),
-    )
+    fields = {
+        "id": n.id,
+        "level": n.level,
+        "title": n.title,
+        "body": n.body,
+        "url": n.url,
+        "data": n.data,
+        "task_id": n.task_id or None,
+        "created_at": n.created_at.isoformat(),
+    }
+    return make("notification", **fields)
 
 
 def wire(message: dict[str, Any]) -> str:

@@ -5,6 +5,11 @@ frame a user's sockets send draws on one token bucket of NOTIFICATIONS_WS_RATE /
 _BURST. Both live in Redis, on the channel layer's own connections (the shard
 the user's key hashes to), so opening another tab or reconnecting resets
 neither. Each check is one script: atomic, one round trip.
+
+A channel layer without Redis connections of its own (InMemoryChannelLayer,
+RedisPubSubChannelLayer) leaves nowhere to share them: the socket cap then
+counts the sockets of this process only, and each socket has a frame budget
+of its own (NotificationConsumer._take_frame).
 """
 
 import asyncio
@@ -65,6 +70,12 @@ def frames_key(user_id: int) -> str:
     return f"notifications:frames:{int(user_id)}"
 
 
+def shared(layer) -> bool:
+    """Whether the limits live in Redis, on the layer's own connections: true of
+    channels-redis's core layer and of notifications.layers, which extends it."""
+    return hasattr(layer, "connection") and hasattr(layer, "consistent_hash")
+
+
 def _connection(layer, key: str):
     """The layer's Redis connection for the shard `key` hashes to."""
     return layer.connection(layer.consistent_hash(key))
@@ -80,9 +91,11 @@ async def _script(connection, script: str, keys: list[str], args: list) -> int:
 
 async def claim_socket(layer, user_id: int, channel: str) -> bool:
     """Count `channel` as one of the user's sockets; False when they have too many."""
+    cap = app_settings.MAX_SOCKETS_PER_USER
+    if not shared(layer):
+        return _claim_here(user_id, channel, cap)
     key = sockets_key(user_id)
     now = time.time()
-    cap = app_settings.MAX_SOCKETS_PER_USER
     claimed = await _script(
         _connection(layer, key), CLAIM, [key], [channel, now, now + TTL, cap, TTL]
     )
@@ -92,6 +105,9 @@ async def claim_socket(layer, user_id: int, channel: str) -> bool:
 
 
 async def release_socket(layer, user_id: int, channel: str) -> None:
+    if not shared(layer):
+        _release_here(user_id, channel)
+        return
     key = sockets_key(user_id)
     _open.discard(key, channel)
     await _connection(layer, key).zrem(key, channel)
@@ -102,6 +118,25 @@ async def take_frame(layer, user_id: int) -> bool:
     key = frames_key(user_id)
     rate, burst = app_settings.WS_RATE, app_settings.WS_BURST
     return bool(await _script(_connection(layer, key), TAKE, [key], [rate, burst, time.time()]))
+
+
+# Each user's sockets in this process, for a layer with no Redis to count them in.
+_here: dict[int, set[str]] = {}
+
+
+def _claim_here(user_id: int, channel: str, cap: int) -> bool:
+    sockets = _here.get(user_id, set())
+    if channel not in sockets and len(sockets) >= cap:
+        return False
+    _here.setdefault(user_id, sockets).add(channel)
+    return True
+
+
+def _release_here(user_id: int, channel: str) -> None:
+    sockets = _here.get(user_id, set())
+    sockets.discard(channel)
+    if not sockets:
+        _here.pop(user_id, None)
 
 
 class _OpenSockets:

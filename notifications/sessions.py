@@ -17,10 +17,10 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib.auth import get_user, get_user_model, user_logged_out
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
-from notifications import publish
+from notifications.groups import user_group
+from notifications.sender import send_on_commit
 from notifications.users import has_field
 
 CHECK = "session.check"  # the consumer's session_check() handles it
@@ -35,8 +35,7 @@ def user_of_session(key: str):
 
 
 def _check_after_commit(user_id: int, **fields: str) -> None:
-    pairs = [(publish.user_group(user_id), {"type": CHECK, **fields})]
-    transaction.on_commit(lambda: publish._sender.submit(pairs))
+    send_on_commit([(user_group(user_id), {"type": CHECK, **fields})])
 
 
 def _logged_out(sender, request, user, **kwargs) -> None:

@@ -1,7 +1,7 @@
 """The inbox over HTTP: JSON, login required, only the caller's own notifications.
 
-Thin views over `inbox` (reads) and `publish.mark_read` (writes, which also
-tell the user's other tabs). CSRF applies to the writes as to any Django view.
+Thin views over `inbox` (reading) and `reads.mark_read` (marking read, which
+also tells the user's other tabs). CSRF applies to the writes as to any Django view.
 Also the socket ticket and the operator's /metrics.
 """
 
@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
-from notifications import inbox, publish, tickets
+from notifications import inbox, reads, tickets
 from notifications import metrics as metrics_module
 from notifications.conf import app_settings
 
@@ -80,7 +80,7 @@ def mark_one_read(request: HttpRequest, notification_id: int) -> JsonResponse:
     # Another user's notification answers exactly as a missing one does.
     if not inbox.owns(user_id, notification_id):
         return error("no such notification", status=404)
-    publish.mark_read(user_id, [notification_id])
+    reads.mark_read(user_id, [notification_id])
     return JsonResponse(
         {"id": notification_id, "read": True, "unread": inbox.unread_count(user_id)}
     )
@@ -89,7 +89,7 @@ def mark_one_read(request: HttpRequest, notification_id: int) -> JsonResponse:
 @api_login_required
 @require_POST
 def mark_all_read(request: HttpRequest) -> JsonResponse:
-    changed = publish.mark_read(request.user.pk, None)
+    changed = reads.mark_read(request.user.pk, None)
     return JsonResponse({"ids": changed, "unread": inbox.unread_count(request.user.pk)})
 
 

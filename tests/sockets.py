@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from config.asgi import application
-from notifications.publish import user_group
+from notifications.groups import user_group
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 # The Host a browser sends with that Origin: a cookie socket must come from the

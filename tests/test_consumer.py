@@ -9,8 +9,9 @@ from channels.layers import get_channel_layer
 
 from notifications import messages, notify
 from notifications.consumers import CLOSE_UNAUTHENTICATED
+from notifications.groups import user_group
 from notifications.models import Notification
-from notifications.publish import mark_read, user_group
+from notifications.reads import mark_read
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

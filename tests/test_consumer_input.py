@@ -9,7 +9,7 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from notifications import inbox, metrics
-from notifications.publish import user_group
+from notifications.groups import user_group
 from tests.sockets import open_socket
 from tests.stack import Browserless, wait_for
 from tests.tab import Tab

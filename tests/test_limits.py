@@ -15,9 +15,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.management import CommandError, call_command
 
-from notifications import limits, notify, notify_many, send_progress
+from notifications import flush, limits, notify, notify_many, send_progress
+from notifications.groups import event, user_group
 from notifications.models import Notification
-from notifications.publish import _event, flush, user_group
 from tests.sockets import Listener
 from tests.stack import Browserless, wait_for
 from tests.tab import Tab
@@ -90,8 +90,8 @@ def test_a_long_progress_message_is_shortened_not_refused(alice):
 @pytest.mark.django_db(transaction=True)
 def test_one_unserialisable_event_does_not_take_its_batch_down(alice, bob):
     alices, bobs = Listener(alice.pk), Listener(bob.pk)
-    bad = _event({"type": "progress", "task_id": "t", "percent": 1, "message": 2**64})
-    good = _event({"type": "progress", "task_id": "t", "percent": 2, "message": "fine"})
+    bad = event({"type": "progress", "task_id": "t", "percent": 1, "message": 2**64})
+    good = event({"type": "progress", "task_id": "t", "percent": 2, "message": "fine"})
     layer = get_channel_layer()
     async_to_sync(layer.group_send_many)([(user_group(alice.pk), bad), (user_group(bob.pk), good)])
     assert bobs.receive()["message"] == "fine"

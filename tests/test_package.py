@@ -81,8 +81,18 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     work = tmp_path_factory.mktemp("package")
+    # Built from a copy: setuptools writes build/ into the tree it builds.
+    source = work / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(BASE_DIR / name, source / name)
+    shutil.copytree(
+        BASE_DIR / "notifications",
+        source / "notifications",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", BASE_DIR],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", source],
         check=True,
         timeout=300,
     )

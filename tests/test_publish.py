@@ -104,7 +104,7 @@ def test_unreachable_redis_still_saves_and_warns(alice, caplog, redis_server):
 
     use_redis(f"redis://127.0.0.1:{free_port()}/0")
     try:
-        with caplog.at_level(logging.WARNING, logger="notifications.publish"):
+        with caplog.at_level(logging.WARNING, logger="notifications.sender"):
             n = notify(alice, "Saved anyway")
             flush()
     finally:

@@ -11,7 +11,7 @@ import pytest
 import redis
 from channels_redis.utils import _consistent_hash
 
-from notifications.publish import user_group
+from notifications.groups import user_group
 from tests.stack import Browserless, Stack, running, wait_for
 from tests.tab import Tab
 

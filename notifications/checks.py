@@ -1,0 +1,54 @@
+"""System checks: `manage.py check` warns about a channel layer that loses messages.
+
+Notifications are saved whatever the layer, and a client catches up from the
+database when it reconnects, but with these layers live pushes go missing in
+ways that are easy to miss (README, "Decisions worth knowing").
+"""
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from notifications.sender import batches
+
+HINT = "Use notifications.layers.RedisChannelLayer as CHANNEL_LAYERS['default']['BACKEND']."
+
+# Layers by class path (a subclass counts as its base): the check id and the loss.
+LOSSY = {
+    "channels_redis.core.RedisChannelLayer": (
+        "notifications.W002",
+        "drops a message silently when a process's queue is over capacity, and keeps "
+        "Redis connections per event loop (one each for every sync caller's send)",
+    ),
+    "channels_redis.pubsub.RedisPubSubChannelLayer": (
+        "notifications.W003",
+        "keeps nothing: whatever is sent while a socket's process reconnects to Redis is lost",
+    ),
+    "channels.layers.InMemoryChannelLayer": (
+        "notifications.W004",
+        "works within one process only: Celery workers cannot reach the sockets in Daphne",
+    ),
+}
+
+
+def channel_layer(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A warning when the default channel layer is missing or loses messages."""
+    backend = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND")
+    if not backend:
+        return [
+            checks.Warning(
+                "No default channel layer is configured: notifications are saved "
+                "but never pushed to browsers.",
+                hint=HINT,
+                id="notifications.W001",
+            )
+        ]
+    layer = import_string(backend)
+    if batches(layer):  # the project's layer, known by what it does, not by its path
+        return []
+    for cls in layer.__mro__:
+        found = LOSSY.get(f"{cls.__module__}.{cls.__qualname__}")
+        if found:
+            check_id, loss = found
+            return [checks.Warning(f"The channel layer {backend} {loss}.", hint=HINT, id=check_id)]
+    return []
