@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from notifications.celery.redelivery import redelivery_options
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -200,22 +202,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the visibility timeout; a live worker re-scores the tasks it holds every
 # quarter of it (notifications/celery/kombu_patches.py), so however long a task runs it is never
 # delivered twice while its worker lives.
-visibility_timeout = envint("CELERY_VISIBILITY_TIMEOUT", 60)
-# Live workers look for overdue messages every interval x throttle seconds:
-# 100 s with kombu's defaults, whatever the timeout. Look every tenth of the
-# timeout (1 to 10 s; one sweep is one ZRANGE), so a dead worker's task comes
-# back soon after its timeout.
-restore_interval = max(1, min(10, visibility_timeout // 10))
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": visibility_timeout,
-    "unacked_heartbeat_interval": visibility_timeout / 4,
-    "unacked_restore_interval": restore_interval,
-    "unacked_restore_throttle": 1,
-    # A worker killed during a sweep leaves the sweep's lock behind, and for
-    # kombu's 5 minutes nobody would sweep. Two sweeps at once are harmless
-    # (each restore is a transaction), so the lock lapses after one interval.
-    "unacked_mutex_expire": restore_interval,
-}
+CELERY_BROKER_TRANSPORT_OPTIONS = redelivery_options(envint("CELERY_VISIBILITY_TIMEOUT", 60))
 # Publishing a task gives up quickly when the broker is down, so a view can
 # answer 503 instead of hanging.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}

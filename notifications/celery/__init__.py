@@ -6,14 +6,19 @@ task, `report_progress(percent, message)` updates the user's progress bar and
 `raise UserError("...")` fails it with a message fit to show.
 """
 
-_PUBLIC = {"report_progress": "reporting", "UserError": "reporting"}
+import importlib
+
+_PUBLIC = {
+    "report_progress": "reporting",
+    "UserError": "reporting",
+    "redelivery_options": "redelivery",
+}
 
 
 def __getattr__(name: str):
     # Loaded on first use, so that INSTALLED_APPS can name this package
     # before Django is ready.
     if name in _PUBLIC:
-        from notifications.celery import reporting
-
-        return getattr(reporting, name)
+        module = importlib.import_module(f"notifications.celery.{_PUBLIC[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'notifications.celery' has no attribute {name!r}")

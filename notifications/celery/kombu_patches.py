@@ -96,7 +96,10 @@ def register_with_heartbeat(self: redis_transport.Transport, connection: Any, lo
     previous = getattr(cycle, "_heartbeat_tref", None)
     if previous is not None:  # a reconnection registers again
         previous.cancel()
-    interval = connection.client.transport_options.get(OPTION)
+    options = connection.client.transport_options
+    # Without the option, a quarter of the timeout: never long enough for a
+    # live worker's task to look overdue.
+    interval = options.get(OPTION) or options.get("visibility_timeout", 3600) / 4
     if interval:
         cycle._heartbeat_tref = loop.call_repeatedly(interval, beat, cycle)
 

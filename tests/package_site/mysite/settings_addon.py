@@ -13,4 +13,9 @@ CHANNEL_LAYERS = {
     }
 }
 CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+from notifications.celery.redelivery import redelivery_options  # noqa: E402
+
+CELERY_BROKER_TRANSPORT_OPTIONS = redelivery_options(visibility_timeout=60)
 NOTIFICATIONS_WS_PATH = "live/alerts/"
