@@ -1,8 +1,8 @@
 """The size limits of everything the server sends to a browser, and why they fit.
 
-A WebSocket message is refused by Daphne when it is larger than the server's
-limit (64 KiB with `config.serve`, 1 MiB with plain `daphne`), and the socket
-dies with 1011. A notification that does not fit would then kill every socket
+A WebSocket message is refused by Daphne when it is larger than the frame
+limit (NOTIFICATIONS_WS_MAX_MESSAGE_BYTES, 64 KiB; see daphne_patches.py), and
+the socket dies with 1011. A notification that does not fit would then kill every socket
 that replays it, on every reconnect. So the input is bounded where it enters
 (`notify()`, the command, a task's completion and progress), and the bounds
 are chosen so that the largest message the server can build stays well below
