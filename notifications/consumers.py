@@ -142,6 +142,11 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         await self.send_message(messages.make("hello", unread=unread, last_id=last_id))
         # Every notification up to this id was sent, or predates the socket.
         self.newest = last_id if after is None else after
+        # The client has every notification up to this id already (it said so
+        # with ?after=); an event for one of them that arrives late (a busy
+        # publisher's sender) is not sent again. Capped at the newest id, for
+        # a client whose resume point came from another database.
+        self.known = 0 if after is None else min(after, last_id)
         await self._replay(after, replay, skipped)
 
     async def _replay(self, after: int | None, replay: list[dict], skipped: int) -> None:
@@ -159,6 +164,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             if event.get("previous", 0) > self.newest:
                 # The one before has not reached this socket: catch up first.
                 await self._replay(self.newest, *await self._missed(self.newest))
+            if message["id"] <= self.known:
+                return
             if message["id"] in self.replayed:
                 self.replayed.discard(message["id"])
                 return

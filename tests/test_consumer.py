@@ -7,9 +7,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from notifications import messages, notify
+from notifications import anotify, flush, messages, notify
 from notifications.consumers import CLOSE_UNAUTHENTICATED
-from notifications.groups import user_group
+from notifications.groups import event, user_group
 from notifications.models import Notification
 from notifications.reads import mark_read
 
@@ -179,3 +179,16 @@ async def test_a_notice_whose_event_comes_late_is_sent_before_the_next(sockets, 
         {"type": "push", "message": messages.notification(late), "previous": 0},
     )
     assert await communicator.receive_nothing(timeout=0.5)
+
+
+async def test_a_late_event_for_a_notification_the_client_has_is_not_sent_again(sockets, alice):
+    first = await sync_to_async(notify)(alice, "Seen already")
+    await sync_to_async(flush)()
+    communicator, _, _ = await sockets(alice, path=f"/ws/notifications/?after={first.pk}")
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+    # The event of `first` reaches the group only now, as from a publisher
+    # whose sender thread was starved while the tab reconnected.
+    late = event(messages.notification(first), previous=0)
+    await get_channel_layer().group_send(user_group(alice.pk), late)
+    second = await anotify(alice, "New")
+    assert (await communicator.receive_json_from(timeout=5))["id"] == second.pk
