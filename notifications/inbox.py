@@ -41,7 +41,9 @@ def missed(user_id: int, after: int, limit: int) -> tuple[list[dict], int]:
     skipped = 0
     if len(rows) > limit:
         rows = rows[:limit]
-        skipped = newer.count() - limit
+        # Those between `after` and the oldest replayed one: counted below it,
+        # so that a notification saved meanwhile is not counted as left out.
+        skipped = newer.filter(pk__lt=rows[-1].pk).count()
     return [messages.notification(n) for n in reversed(rows)], skipped
 
 
