@@ -123,7 +123,9 @@ async def test_reconnecting_while_notices_are_published_loses_none_and_repeats_n
         await tab.expect(lambda m: m["type"] == "notification" and m["id"] == saved[-1])
     finally:
         await tab.close()
-    assert replays > 10  # reconnections that had notices to catch up on
+    # Reconnections that had notices to catch up on: dozens on a quiet machine,
+    # a handful when the machine is so busy that the publisher finishes first.
+    assert replays >= 3
     assert tab.notification_ids == sorted(set(tab.notification_ids))  # none twice, in order
     assert sorted(tab.notification_ids + fetched) == saved  # none lost, none twice
 
