@@ -130,7 +130,8 @@ def table(results: dict) -> str:
     lines = []
     for size in results["sizes"]:
         lines.append(
-            f"\n{size['users']:,} users ({results['meta']['publishers']} publisher processes, "
+            f"\n{size['users']:,} users ({results['meta'].get('database', 'sqlite')}, "
+            f"{results['meta']['publishers']} publisher processes, "
             f"{results['meta']['clients']} client processes)"
         )
         header = f"{'':36} {'ours':>14} {'tutorial':>14} {'ours/tutorial':>14}"

@@ -26,6 +26,7 @@ from bench import clients as clients_module
 from bench import publisher as publisher_module
 from bench import report
 from bench.stack import BASE_DIR, Daphne, RedisServer, bench_env, create_users
+from config.postgres_database import DEFAULT_SERVER, PostgresDatabase, answers
 
 monotonic = time.monotonic
 PATHS = {"ours": "/ws/notifications/", "tutorial": "/ws/tutorial/"}
@@ -130,7 +131,12 @@ class Run:
 
     def __enter__(self) -> "Run":
         self.redis = RedisServer(self.workdir / "redis").start()
-        self.env = bench_env(self.workdir, self.redis.url)
+        self.database = None
+        database_url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+        if self.args.database == "postgresql":
+            self.database = PostgresDatabase(self.args.postgres, prefix="bench")
+            database_url = self.database.create()
+        self.env = bench_env(self.redis.url, database_url)
         began = monotonic()
         with self.ctx.Pool(1) as pool:
             self.users = pool.apply(_create_users, (self.env, self.size))
@@ -148,6 +154,8 @@ class Run:
         for worker in self.clients + self.publishers:
             worker.stop()
         self.redis.stop()
+        if self.database:
+            self.database.drop()
 
     def next_phase(self) -> int:
         self.phase += 1
@@ -484,12 +492,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="Daphne processes behind one socket for ours (config.serve --workers)",
     )
+    parser.add_argument(
+        "--database",
+        choices=["auto", "postgresql", "sqlite"],
+        default="auto",
+        help="auto: PostgreSQL when one answers at --postgres (a database of its own, "
+        "dropped after), else SQLite",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.getenv("BENCH_POSTGRES_URL", DEFAULT_SERVER),
+        help="the PostgreSQL server (default $BENCH_POSTGRES_URL or %(default)s)",
+    )
     parser.add_argument("--connect-concurrency", type=int, default=256)
     parser.add_argument("--idle-seconds", type=float, default=2.0)
     parser.add_argument("--out", type=Path, help="JSON results (default bench/results/latest.json)")
     parser.add_argument("--plots", type=Path, help="directory for PNG plots (e.g. docs)")
     parser.add_argument("--profile", type=Path, help="py-spy Daphne into this directory")
     args = parser.parse_args(argv)
+    if args.database == "auto":
+        args.database = "postgresql" if answers(args.postgres) else "sqlite"
     defaults = SMOKE if args.smoke else FULL
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -518,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "smoke": args.smoke,
+            "database": args.database,
             "rates": args.rates,
             "duration_s": args.duration,
             "clients": args.clients,
@@ -527,6 +550,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sizes": [],
     }
+    print(
+        f"Database: {args.database}"
+        + (f" at {args.postgres}" if args.database == "postgresql" else "")
+    )
     began = monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for size in args.users:

@@ -1,5 +1,6 @@
-"""The benchmark's own stack: a private Redis, a temporary SQLite database with N
-users and their sessions, and a Daphne process serving bench.asgi.
+"""The benchmark's own stack: a private Redis, a temporary database with N users
+and their sessions (PostgreSQL when one answers, as in production, or SQLite),
+and a Daphne process serving bench.asgi.
 
 Nothing here touches a Redis, database or port that the benchmark did not create.
 """
@@ -17,7 +18,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
-def bench_env(workdir: Path, redis_url: str) -> dict[str, str]:
+def bench_env(redis_url: str, database_url: str) -> dict[str, str]:
     """The environment every process of the benchmark runs with."""
     env = dict(os.environ)
     for name in ("CHANNEL_REDIS_URLS", "CELERY_BROKER_URL", "BENCH_TUTORIAL_REDIS_URL"):
@@ -27,7 +28,7 @@ def bench_env(workdir: Path, redis_url: str) -> dict[str, str]:
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY="bench-secret-key-" + "x" * 40,
         DJANGO_ALLOWED_HOSTS=f"{HOST},localhost",
-        DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
+        DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         LOG_LEVEL=os.getenv("BENCH_LOG_LEVEL", "WARNING"),
         PYTHONUNBUFFERED="1",

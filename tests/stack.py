@@ -10,7 +10,6 @@ import contextlib
 import http.cookiejar
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -22,10 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from celery import Celery
-from psycopg import sql
 
+from config.postgres_database import PostgresDatabase
 from config.redis_server import RedisServer, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -44,27 +42,6 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-class PostgresDatabase:
-    """A database of the stack's own on the PostgreSQL server at `server_url`."""
-
-    def __init__(self, server_url: str) -> None:
-        self.name = f"e2e_{secrets.token_hex(6)}"
-        server = urllib.parse.urlsplit(server_url)
-        self.admin_url = server._replace(path="/postgres").geturl()
-        self.url = server._replace(path=f"/{self.name}").geturl()
-
-    def create(self) -> str:
-        with psycopg.connect(self.admin_url, autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
-        return self.url
-
-    def drop(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
-            )
 
 
 class Stack:

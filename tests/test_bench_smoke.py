@@ -1,6 +1,7 @@
 """The benchmark at its CI size: it runs, prints its table, writes its JSON, loses nothing."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,9 +17,15 @@ pytestmark = pytest.mark.bench
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    # The database the suite runs on: the PostgreSQL server of DATABASE_URL, else SQLite.
+    server = os.environ.get("DATABASE_URL", "")
+    if server.startswith(("postgres://", "postgresql://")):
+        database = ["--database", "postgresql", "--postgres", server.rsplit("/", 1)[0]]
+    else:
+        database = ["--database", "sqlite"]
     began = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out), *database],
         cwd=BASE_DIR,
         capture_output=True,
         text=True,
@@ -43,6 +50,16 @@ def test_smoke_size_prints_the_side_by_side_table(smoke):
         "broadcast: last client ms",
     ):
         assert row in stdout
+
+
+def test_smoke_says_which_database_it_ran_on(smoke):
+    stdout, results, _ = smoke
+    expected = (
+        "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    )
+    assert results["meta"]["database"] == expected
+    assert f"Database: {expected}" in stdout
+    assert f"users ({expected}, " in stdout
 
 
 def test_smoke_json_has_every_figure_for_both_consumers(smoke):
