@@ -192,17 +192,36 @@ CHANNEL_LAYERS = {
     }
 }
 
+
+def is_redis_broker(url: str) -> bool:
+    """Whether kombu serves this broker URL with its Redis transport."""
+    return url.split("://", 1)[0].lower() in ("redis", "rediss", "sentinel")
+
+
+# Redis (the default) or RabbitMQ (amqp://user:password@host:5672//); see the README.
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
+# A task is acknowledged when it ends, and given back when its worker process
+# dies; each worker process reserves one task at a time (with RabbitMQ: a
+# prefetch count of the worker's concurrency).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A dead worker's task is delivered again once it has been unacknowledged for
-# the visibility timeout; a live worker re-scores the tasks it holds every
-# quarter of it (notifications/celery/kombu_patches.py), so however long a task runs it is never
-# delivered twice while its worker lives.
-CELERY_BROKER_TRANSPORT_OPTIONS = redelivery_options(envint("CELERY_VISIBILITY_TIMEOUT", 60))
+if is_redis_broker(CELERY_BROKER_URL):
+    # Redis only emulates acknowledgements: a dead worker's task is delivered
+    # again once it has been unacknowledged for the visibility timeout; a live
+    # worker re-scores the tasks it holds every quarter of it
+    # (notifications/celery/kombu_patches.py), so however long a task runs it is
+    # never delivered twice while its worker lives.
+    CELERY_BROKER_TRANSPORT_OPTIONS = redelivery_options(envint("CELERY_VISIBILITY_TIMEOUT", 60))
+else:
+    # RabbitMQ acknowledges for real: it gives a task back the moment its
+    # worker's connection closes, so there is no timeout to tune. kombu's amqp
+    # transport would hand the Redis options to its connection, which drops
+    # them unread; they are left out rather than look as if they mattered.
+    # What does matter there is the server's consumer_timeout (README).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
 # Publishing a task gives up quickly when the broker is down, so a view can
 # answer 503 instead of hanging.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}

@@ -6,6 +6,7 @@ from django.conf import settings
 
 from config.redis_server import RedisServer
 from config.settings import redis_host
+from tests import rabbitmq
 from tests.sockets import open_socket
 from tests.stack import running
 
@@ -100,3 +101,19 @@ def stack(tmp_path_factory):
     """Daphne, a Celery worker and their own Redis, for the end-to-end tests."""
     with running(tmp_path_factory.mktemp("stack"), "stack") as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory):
+    """A rabbitmq-server of our own, started once (it takes seconds to boot) by the
+    first test that asks; never the machine's RabbitMQ."""
+    if rabbitmq.scripts_dir() is None:
+        pytest.skip(
+            "RABBITMQ TESTS NOT RUN: rabbitmq-server is not installed "
+            "(Debian: apt-get install rabbitmq-server; .ci/run does it)"
+        )
+    server = rabbitmq.RabbitMQServer(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()

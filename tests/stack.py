@@ -131,9 +131,14 @@ class Stack:
         )
         self.user_ids.update(created)
 
+    @property
+    def broker_url(self) -> str:
+        """Celery's broker: the stack's Redis, unless `env` names another."""
+        return self.env["CELERY_BROKER_URL"]
+
     def send_task(self, name: str, **kwargs: Any) -> str:
         """Send task `name` to the stack's broker, as any producer would; returns its id."""
-        app = Celery(broker=self.redis_url, set_as_current=False)
+        app = Celery(broker=self.broker_url, set_as_current=False)
         try:
             return app.send_task(name, kwargs=kwargs).id
         finally:

@@ -117,7 +117,7 @@ def two_workers(tmp_path_factory):
 
 def running_task(stack: Stack, task_id: str) -> tuple[str, int]:
     """(worker name, pool process id) of the worker process running `task_id`."""
-    app = Celery(broker=stack.redis_url, set_as_current=False)
+    app = Celery(broker=stack.broker_url, set_as_current=False)
 
     def ask() -> tuple[str, int] | None:
         for hostname, tasks in (app.control.inspect(timeout=1).active() or {}).items():
