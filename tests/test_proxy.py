@@ -198,3 +198,39 @@ async def test_a_client_cannot_claim_https_past_nginx(https):
 class NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+# --- A real browser over https --------------------------------------------
+
+
+@pytest.fixture
+def chromium():
+    """tests/test_browser.py's headless Chromium and helpers, taking the test certificate."""
+    browser_tests = pytest.importorskip("tests.test_browser")  # skips there without Playwright
+    if not browser_tests.CHROMIUM.exists():
+        pytest.skip(f"BROWSER TESTS NOT RUN: no Chromium at {browser_tests.CHROMIUM}")
+    with browser_tests.sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(browser_tests.CHROMIUM),
+            headless=True,
+            args=[*browser_tests.CHROMIUM_ARGS, "--ignore-certificate-errors"],
+        )
+        yield browser_tests, browser
+        browser.close()
+
+
+@pytest.mark.browser
+def test_chromium_signs_in_over_https_and_a_task_it_starts_ends_in_a_toast(https, chromium):
+    browser_tests, browser = chromium
+    context = browser.new_context()
+    errors: list[str] = []
+    context.on("weberror", lambda error: errors.append(str(error.error)))
+    # The login form, the socket (wss), the task's POST (CSRF over https)
+    # and the toast all go through nginx.
+    page = browser_tests.sign_in(context, https, "dave")
+    assert page.url.startswith(https.https_url)
+    page.get_by_role("button", name="Warm cache").click()
+    toast = browser_tests.toast(page, "Cache warm-up finished")
+    browser_tests.expect(toast).to_be_visible(timeout=browser_tests.TASK_TIMEOUT)
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
