@@ -23,7 +23,7 @@ import pytest
 import websockets
 
 from tests.proxy import NGINX, Front, self_signed
-from tests.stack import Browserless, running
+from tests.stack import BASE_DIR, Browserless, running
 
 pytestmark = [
     pytest.mark.e2e,
@@ -94,6 +94,13 @@ async def notified(front: Front, socket, username: str, title: str) -> dict:
     return message
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Hands a redirect back as an HTTPError instead of following it."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 async def refused(url: str, origin: str, **options) -> int:
     """The HTTP status a handshake from `origin` is refused with."""
     with pytest.raises(websockets.InvalidStatus) as refusal:
@@ -130,7 +137,7 @@ def test_static_files_come_from_disk_when_collected_and_from_daphne_otherwise(pl
     (plain.static / "collected.txt").write_text("served by nginx")
     with urllib.request.urlopen(plain.http_url + "/static/collected.txt", timeout=10) as answer:
         assert answer.read() == b"served by nginx"  # Daphne has no such file
-    shipped = Path(__file__).parent.parent / "notifications/static/notifications/transport.js"
+    shipped = BASE_DIR / "notifications/static/notifications/transport.js"
     url = plain.http_url + "/static/notifications/transport.js"
     with urllib.request.urlopen(url, timeout=10) as answer:
         assert answer.read() == shipped.read_bytes()
@@ -141,7 +148,8 @@ async def test_the_socket_timeout_in_the_config_is_the_one_that_governs_the_sock
     short = Front(
         plain.stack, "nginx-short", locations={"proxy_read_timeout 1h;": "proxy_read_timeout 2s;"}
     )
-    quiet = {"ping_interval": None}  # nor does the client send anything
+    # No pings from the client either: the sockets are silent both ways.
+    quiet = {"ping_interval": None}
     with short:
         shipped = await open_socket(socket_url(plain.http_url), plain.http_url, session, **quiet)
         cut = await open_socket(socket_url(short.http_url), short.http_url, session, **quiet)
@@ -187,17 +195,11 @@ async def test_a_client_cannot_claim_https_past_nginx(https):
     assert await refused(socket_url(https.http_url), origin, **claim) == 403
 
     # And plain http is sent to https, by Django, which was told http.
-    request = urllib.request.Request(https.http_url + "/accounts/login/", method="GET")
     opener = urllib.request.build_opener(NoRedirects)
     with pytest.raises(urllib.error.HTTPError) as redirect:
-        opener.open(request, timeout=10)
+        opener.open(https.http_url + "/accounts/login/", timeout=10)
     assert redirect.value.code == 301
     assert redirect.value.headers["Location"].startswith("https://127.0.0.1:")
-
-
-class NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
 
 
 # --- A real browser over https --------------------------------------------
