@@ -7,11 +7,13 @@ server, created at start and dropped at stop; otherwise a SQLite file.
 """
 
 import contextlib
+import http.client
 import http.cookiejar
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -48,7 +50,8 @@ class Stack:
     """Redis, Daphne and Celery processes on a database of their own.
 
     `env` adds settings for every process of the stack; with `shards=2` the
-    channel layer is sharded over two Redis servers (the first is also the broker).
+    channel layer is sharded over two Redis servers (the first is also the broker);
+    `workers` is how many Daphnes the first one runs behind its port.
     """
 
     def __init__(
@@ -58,12 +61,14 @@ class Stack:
         *,
         env: dict[str, str] | None = None,
         shards: int = 1,
+        workers: int = 1,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.redis_servers: list[RedisServer] = []
         self.redis_url = redis_url
         self.shards = shards
+        self.workers = workers
         self.database: PostgresDatabase | None = None
         self.ports: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen] = {}
@@ -111,7 +116,7 @@ class Stack:
         self.env.update(self.extra_env)
         self.manage("migrate", "--verbosity", "0")
         self.create_users(*USERS)
-        self.start_daphne()
+        self.start_daphne(workers=self.workers)
         self.start_worker()
         return self
 
@@ -204,15 +209,18 @@ class Stack:
         wait_for(lambda: self._http_up(name), 30, f"{name} to answer HTTP")
 
     def _http_up(self, name: str) -> bool:
+        # Any answer but an error will do: with DJANGO_HTTPS it is a redirect
+        # to https, which this plain-HTTP Daphne cannot follow.
+        connection = http.client.HTTPConnection("127.0.0.1", self.ports[name], timeout=1)
         try:
-            urllib.request.urlopen(
-                f"http://127.0.0.1:{self.ports[name]}/accounts/login/", timeout=1
-            )
-            return True
+            connection.request("GET", "/accounts/login/")
+            return connection.getresponse().status < 500
         except OSError:
             if self.processes[name].poll() is not None:
                 raise RuntimeError(f"{name} exited:\n" + self.log(name)) from None
             return False
+        finally:
+            connection.close()
 
     def start_worker(self, name: str = "worker") -> None:
         self._spawn(
@@ -293,12 +301,23 @@ def keep_logs(workdir: Path, name: str) -> None:
 
 class Browserless:
     """A signed-in HTTP session (cookies and CSRF), as a browser would hold one,
-    talking to one Daphne of the stack."""
+    talking to one Daphne of the stack, or to `base_url` (a proxy in front of
+    it; `tls` is the context for an https one)."""
 
-    def __init__(self, stack: Stack, username: str, daphne: str = "daphne") -> None:
-        self.base_url = stack.http_url(daphne)
+    def __init__(
+        self,
+        stack: Stack,
+        username: str,
+        daphne: str = "daphne",
+        *,
+        base_url: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.base_url = base_url or stack.http_url(daphne)
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), urllib.request.HTTPSHandler(context=tls)
+        )
         self.opener.open(self.base_url + "/accounts/login/", timeout=10)
         response = self.post(
             "/accounts/login/", {"username": username, "password": PASSWORD, "next": "/"}
