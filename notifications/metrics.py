@@ -56,7 +56,8 @@ HELP = {
     ),
     "notifications_channel_layer_errors_total": (
         "counter",
-        "Channel-layer failures seen by sockets (joining a group failed).",
+        "Channel-layer failures seen by sockets (joining a group failed, or Redis went away"
+        " under an open socket).",
     ),
     "notifications_channel_layer_drops_total": (
         "counter",

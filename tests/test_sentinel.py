@@ -66,6 +66,7 @@ class Follower:
         self.tab = tab
         self.hello = hello  # of the socket open now
         self.reconnected: list[float] = []  # monotonic times of each reconnection's hello
+        self.close_codes: list[int | None] = []  # of each socket the server closed
         # (monotonic time, message, the hello's last_id of the socket it came on)
         self.arrivals: list[tuple[float, dict, int]] = []
         self.task = asyncio.create_task(self._run())
@@ -74,7 +75,8 @@ class Follower:
         while True:
             try:
                 message = await self.tab.next(timeout=3600)
-            except websockets.ConnectionClosed:
+            except websockets.ConnectionClosed as closed:
+                self.close_codes.append(closed.rcvd.code if closed.rcvd else None)
                 self.hello = await self.tab.reconnect(attempts=100)
                 self.reconnected.append(time.monotonic())
                 continue
@@ -175,8 +177,11 @@ async def test_primary_killed_mid_stream_nothing_lost_and_all_resumes(
         await follower.stop()
         # Every saved notice exactly once, in order, across the failover.
         assert follower.tab.notification_ids == saved
+        # A socket the failover broke was closed with "unavailable, retry later".
+        assert set(follower.close_codes) <= {4503}
     assert stack.processes["daphne"].poll() is None
     assert stack.processes["worker"].poll() is None
+    assert "Traceback" not in stack.log("daphne")
     reconnects = [f.reconnected[0] - killed_at for f in followers if f.reconnected]
     print(
         f"\npromoted after {promoted_after:.1f} s; tabs reconnected after "
