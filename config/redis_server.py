@@ -42,11 +42,17 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 class RedisServer:
-    """A redis-server child process on a free port, keeping nothing on disk."""
+    """A redis-server child process on a free port, keeping nothing on disk.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    `options` are more command-line options (e.g. ("--replicaof", host, port)).
+    """
+
+    def __init__(
+        self, workdir: Path, port: int | None = None, options: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
         self.workdir = workdir
+        self.options = options
         self.process: subprocess.Popen | None = None
 
     @property
@@ -70,6 +76,7 @@ class RedisServer:
                 str(self.workdir),
                 "--logfile",
                 "redis.log",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )

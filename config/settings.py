@@ -175,14 +175,49 @@ def redis_host(url: str) -> dict:
     }
 
 
+# Redis behind Sentinel: the sentinels' addresses, comma-separated host:port,
+# and the name they know the primary by (several names shard the channel
+# layer; the first also holds the broker and the app's own keys). When set,
+# the channel layer, the broker and the app's own Redis all follow their
+# primary through a failover.
+REDIS_SENTINELS = [
+    (host, int(port)) for host, port in (a.rsplit(":", 1) for a in envlist("REDIS_SENTINELS"))
+]
+REDIS_SENTINEL_MASTERS = envlist("REDIS_SENTINEL_MASTER", "mymaster")
+
+
+def sentinel_host(master: str) -> dict:
+    """A channels-redis host entry (its Sentinel form) for the primary `master`.
+
+    The same connection options as redis_host(); the sentinels themselves are
+    asked with short timeouts, so one that hangs costs a moment, not a socket.
+    """
+    options = redis_host("")
+    del options["address"]
+    return {
+        "sentinels": REDIS_SENTINELS,
+        "master_name": master,
+        "sentinel_kwargs": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        **options,
+    }
+
+
+def channel_layer_hosts() -> list[dict]:
+    """Behind Sentinel, one host per name in REDIS_SENTINEL_MASTER (several shard
+    the layer over primaries the same sentinels watch); else one per URL."""
+    if REDIS_SENTINELS:
+        return [sentinel_host(master) for master in REDIS_SENTINEL_MASTERS]
+    return [redis_host(url) for url in envlist("CHANNEL_REDIS_URLS", REDIS_URL)]
+
+
 CHANNEL_LAYERS = {
     "default": {
         # channels-redis with measured fixes; notifications/sender.py batches with
         # its group_send_many.
         "BACKEND": "notifications.layers.RedisChannelLayer",
         "CONFIG": {
-            # Several URLs, comma-separated, shard the layer across Redis servers.
-            "hosts": [redis_host(url) for url in envlist("CHANNEL_REDIS_URLS", REDIS_URL)],
+            # Several URLs (or primaries), comma-separated, shard the layer across Redis servers.
+            "hosts": channel_layer_hosts(),
             # All sockets of one Daphne process share one inbound queue, so the
             # capacity caps the whole process, not one browser.
             "capacity": envint("CHANNEL_LAYER_CAPACITY", 5000),
@@ -198,8 +233,10 @@ def is_redis_broker(url: str) -> bool:
     return url.split("://", 1)[0].lower() in ("redis", "rediss", "sentinel")
 
 
-# Redis (the default) or RabbitMQ (amqp://user:password@host:5672//); see the README.
-CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", REDIS_URL)
+# Redis (the default; behind Sentinel, kombu's sentinel:// form) or RabbitMQ
+# (amqp://user:password@host:5672//); see the README.
+SENTINEL_BROKER_URL = ";".join(f"sentinel://{host}:{port}" for host, port in REDIS_SENTINELS)
+CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", SENTINEL_BROKER_URL or REDIS_URL)
 CELERY_RESULT_BACKEND = None
 # A task is acknowledged when it ends, and given back when its worker process
 # dies; each worker process reserves one task at a time (with RabbitMQ: a
@@ -215,6 +252,11 @@ if is_redis_broker(CELERY_BROKER_URL):
     # (notifications/celery/kombu_patches.py), so however long a task runs it is
     # never delivered twice while its worker lives.
     CELERY_BROKER_TRANSPORT_OPTIONS = redelivery_options(envint("CELERY_VISIBILITY_TIMEOUT", 60))
+    if CELERY_BROKER_URL.lower().startswith("sentinel://"):
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {
+            "master_name": REDIS_SENTINEL_MASTERS[0],
+            "sentinel_kwargs": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        }
 else:
     # RabbitMQ acknowledges for real: it gives a task back the moment its
     # worker's connection closes, so there is no timeout to tune. kombu's amqp
@@ -264,8 +306,12 @@ NOTIFICATIONS_METRICS_INTERVAL = float(os.getenv("NOTIFICATIONS_METRICS_INTERVAL
 # /metrics asks for "Authorization: Bearer <token>"; with DEBUG off and no
 # token it answers 403 to everyone.
 NOTIFICATIONS_METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
-# Ticket nonces, the per-user limits and the metrics live in this Redis.
+# Ticket nonces, the per-user limits and the metrics live in this Redis (or,
+# behind Sentinel, on the first primary the sentinels watch).
 NOTIFICATIONS_REDIS_URL = REDIS_URL
+if REDIS_SENTINELS:
+    NOTIFICATIONS_REDIS_SENTINELS = REDIS_SENTINELS
+    NOTIFICATIONS_REDIS_SENTINEL_MASTER = REDIS_SENTINEL_MASTERS[0]
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,12 @@ DEFAULTS: dict[str, Any] = {
     # The Redis for ticket nonces, the per-user limits and /metrics; None means
     # the first host of the default channel layer.
     "REDIS_URL": None,
+    # Or the sentinels ([(host, port), ...]) watching that Redis and the name
+    # they know its primary by: it then follows a failover. None (with
+    # REDIS_URL None too) means the first channel-layer host's, when it is of
+    # the Sentinel form.
+    "REDIS_SENTINELS": None,
+    "REDIS_SENTINEL_MASTER": None,
     # Where browsers open the notification socket (notifications.routing).
     "WS_PATH": "ws/notifications/",
     # Seconds a sync notify()'s push may take before it is logged as failed;
@@ -58,14 +64,31 @@ class AppSettings:
         value = getattr(settings, f"NOTIFICATIONS_{name}", DEFAULTS[name])
         if name == "REDIS_URL" and value is None:
             return _channel_layer_redis_url()
+        if name in SENTINEL_KEYS and value is None and self._follows_the_layer():
+            return _channel_layer_first_host()[SENTINEL_KEYS[name]]
         return value
+
+    def _follows_the_layer(self) -> bool:
+        """Whether the app's Redis is left to the channel layer's first host, a Sentinel one."""
+        if getattr(settings, "NOTIFICATIONS_REDIS_URL", None) is not None:
+            return False
+        host = _channel_layer_first_host()
+        return isinstance(host, dict) and "master_name" in host and "address" not in host
+
+
+# App setting -> the key of channels-redis's Sentinel host form it is taken from.
+SENTINEL_KEYS = {"REDIS_SENTINELS": "sentinels", "REDIS_SENTINEL_MASTER": "master_name"}
+
+
+def _channel_layer_first_host() -> str | dict | tuple:
+    config = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("CONFIG", {})
+    hosts = config.get("hosts") or ["redis://127.0.0.1:6379/0"]
+    return hosts[0]
 
 
 def _channel_layer_redis_url() -> str:
     """The address of the default channel layer's first Redis host, as a URL."""
-    config = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("CONFIG", {})
-    hosts = config.get("hosts") or ["redis://127.0.0.1:6379/0"]
-    host = hosts[0]
+    host = _channel_layer_first_host()
     if isinstance(host, dict):
         host = host.get("address", "redis://127.0.0.1:6379/0")
     if isinstance(host, (tuple, list)):

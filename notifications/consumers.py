@@ -6,6 +6,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from redis.exceptions import RedisError
 
 from notifications import groups, inbox, limits, messages, metrics, quota, reads
 from notifications.auth import session_user
@@ -46,6 +47,14 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         # cancelling it at shutdown), it leaves its group and the gauge.
         try:
             await super().__call__(scope, receive, send)
+        except RedisError as exc:
+            # The channel layer lost its Redis (it died, or failed over to a
+            # replica): this socket's group membership and queued messages may
+            # be gone with it. Close with the code that tells the client to
+            # reconnect, which replays what it missed from the database.
+            log.warning("channel layer unavailable, closing the socket: %r", exc)
+            metrics.inc("notifications_channel_layer_errors_total")
+            await self.close(code=CLOSE_UNAVAILABLE)
         finally:
             await self._release()
 

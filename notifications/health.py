@@ -5,26 +5,40 @@ Answers 200 when all is well and 503 naming the failing part, so a load
 balancer takes the instance out and an operator sees why.
 """
 
+from urllib.parse import urlsplit
+
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from notifications.clients import redis_client
-from notifications.conf import app_settings
+from notifications.clients import app_redis, host_client, redis_client, sentinel_client
 
 
-def _redis_urls() -> list[str]:
-    """The channel layer's Redis hosts, the app's own Redis and a Redis Celery broker."""
+def _redis_clients() -> list[redis.Redis]:
+    """The channel layer's Redis hosts, the app's own Redis and a Redis Celery broker;
+    behind Sentinel, whichever primary the sentinels name now."""
     config = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("CONFIG", {})
-    urls = [h["address"] if isinstance(h, dict) else h for h in config.get("hosts", [])]
-    urls = [u for u in urls if isinstance(u, str)] + [app_settings.REDIS_URL]
+    clients = [host_client(host) for host in config.get("hosts", [])] + [app_redis()]
     if "celery" in settings.INSTALLED_APPS or "notifications.celery" in settings.INSTALLED_APPS:
-        from celery import current_app
+        clients += _broker_clients()
+    return list(dict.fromkeys(clients))  # the clients are cached: one ping per Redis
 
-        broker = current_app.conf.broker_url or ""
-        if broker.startswith(("redis://", "rediss://")):
-            urls.append(broker)
-    return list(dict.fromkeys(urls))
+
+def _broker_clients() -> list[redis.Redis]:
+    from celery import current_app
+
+    broker = current_app.conf.broker_url or ""
+    if broker.startswith(("redis://", "rediss://")):
+        return [redis_client(broker)]
+    if broker.startswith("sentinel://"):
+        # kombu's form: sentinel://host:port;sentinel://host:port, master_name in the options.
+        sentinels = tuple(
+            (part.hostname, part.port or 26379) for part in map(urlsplit, broker.split(";"))
+        )
+        master = current_app.conf.broker_transport_options["master_name"]
+        return [sentinel_client(sentinels, master)]
+    return []
 
 
 def check_database() -> None:
@@ -33,8 +47,8 @@ def check_database() -> None:
 
 
 def check_redis() -> None:
-    for url in _redis_urls():
-        redis_client(url).ping()
+    for client in _redis_clients():
+        client.ping()
 
 
 CHECKS = {"database": check_database, "redis": check_redis}

@@ -46,6 +46,7 @@ from collections import deque
 import channels_redis
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import NoScriptError
 
 from notifications import metrics
@@ -112,6 +113,25 @@ SEND_CHUNK = 500
 REPAIR_DELAYS = (0.05, 0.2, 0.5, 1.0, 3.0)
 
 
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A pool for the primary a Sentinel names that waits for a free connection.
+
+    Sentinel's own pool asks the sentinels for the current primary whenever it
+    opens a connection, so after a failover new connections reach the new
+    primary; mixed with the blocking pool, a reconnect storm after that
+    failover queues its commands instead of failing past max_connections.
+    """
+
+
+def sentinel_pool(host: dict) -> BlockingSentinelConnectionPool:
+    """The pool for a host of the Sentinel form channels-redis accepts:
+    {"sentinels": [(host, port), ...], "master_name": ..., "sentinel_kwargs": {...}, ...},
+    the remaining keys being the primary's connection options."""
+    host = dict(host)
+    sentinels = Sentinel(host.pop("sentinels"), sentinel_kwargs=host.pop("sentinel_kwargs", None))
+    return BlockingSentinelConnectionPool(host.pop("master_name"), sentinels, **host)
+
+
 class RedisChannelLayer(BaseRedisChannelLayer):
     def __init__(
         self,
@@ -133,9 +153,11 @@ class RedisChannelLayer(BaseRedisChannelLayer):
 
     def create_pool(self, index: int):
         host = dict(self.hosts[index])
-        if "address" not in host:  # (host, port) pairs and Sentinel: the library's own pool
-            return super().create_pool(index)
-        return BlockingConnectionPool.from_url(host.pop("address"), **host)
+        if "address" in host:
+            return BlockingConnectionPool.from_url(host.pop("address"), **host)
+        if "master_name" in host:  # the library's Sentinel form, as channels_redis.utils reads it
+            return sentinel_pool(host)
+        return super().create_pool(index)  # (host, port) pairs: the library's own pool
 
     async def receive(self, channel: str) -> dict:
         """The next message for `channel`.

@@ -20,7 +20,7 @@ import threading
 import time
 from datetime import datetime
 
-from notifications.clients import redis_client
+from notifications.clients import app_redis
 from notifications.conf import app_settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ HELP = {
     ),
     "notifications_channel_layer_errors_total": (
         "counter",
-        "Channel-layer failures seen by sockets (joining a group failed).",
+        "Channel-layer failures seen by sockets (joining a group failed, or Redis went away"
+        " under an open socket).",
     ),
     "notifications_channel_layer_drops_total": (
         "counter",
@@ -116,7 +117,6 @@ class Flusher:
         self.registry = registry
         self.pid = 0
         self.lock = threading.Lock()
-        self.client = None
 
     def ensure_running(self) -> None:
         if self.pid == os.getpid():
@@ -127,7 +127,6 @@ class Flusher:
             if self.pid:  # forked: the parent's counts are not ours
                 self.registry.__init__()
             self.pid = os.getpid()
-            self.client = None
             threading.Thread(target=self._run, name="metrics-flush", daemon=True).start()
 
     @property
@@ -138,14 +137,8 @@ class Flusher:
         values = self.registry.snapshot()
         if not values:
             return
-        import redis
-
-        if self.client is None:
-            self.client = redis.Redis.from_url(
-                app_settings.REDIS_URL, socket_timeout=2, client_name=CLIENT_NAME
-            )
         ttl = int(app_settings.METRICS_INTERVAL * 3) + 1
-        pipe = self.client.pipeline(transaction=False)
+        pipe = app_redis(CLIENT_NAME).pipeline(transaction=False)
         pipe.hset(self.key, mapping=values)
         pipe.expire(self.key, ttl)
         pipe.zadd(INDEX_KEY, {self.key: time.time() + ttl})
@@ -159,7 +152,6 @@ class Flusher:
                 self.flush()
             except Exception as exc:  # Redis away: the next round tries again
                 log.debug("metrics not flushed: %r", exc)
-                self.client = None
 
 
 registry = Registry()
@@ -185,7 +177,7 @@ def render() -> str:
     """Every live process's series, in Prometheus text format."""
     _flusher.ensure_running()
     _flusher.flush()  # this process's figures as of now
-    client = redis_client(app_settings.REDIS_URL)
+    client = app_redis()
     now = time.time()
     client.zremrangebyscore(INDEX_KEY, "-inf", now)  # processes that stopped reporting
     keys = sorted(client.zrangebyscore(INDEX_KEY, now, "+inf"))

@@ -20,7 +20,7 @@ from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 
-from notifications.clients import redis_client
+from notifications.clients import app_redis
 from notifications.conf import app_settings
 from notifications.sessions import user_of_session
 
@@ -39,7 +39,7 @@ def issue(request: HttpRequest) -> str:
     nonce = secrets.token_urlsafe(16)
     binding = json.dumps([request.session.session_key, request.user.get_session_auth_hash()])
     ttl = app_settings.TICKET_TTL
-    redis_client(app_settings.REDIS_URL).set(_nonce_key(nonce), binding, ex=max(1, ttl) + 5)
+    app_redis().set(_nonce_key(nonce), binding, ex=max(1, ttl) + 5)
     return signing.dumps({"user": request.user.pk, "nonce": nonce}, salt=SALT)
 
 
@@ -53,7 +53,7 @@ def redeem(ticket: str) -> tuple:
         payload = signing.loads(ticket, salt=SALT, max_age=app_settings.TICKET_TTL)
     except signing.BadSignature:  # forged, tampered with, or expired
         return None, None
-    binding = redis_client(app_settings.REDIS_URL).getdel(_nonce_key(payload["nonce"]))
+    binding = app_redis().getdel(_nonce_key(payload["nonce"]))
     if binding is None:  # used already
         return None, None
     key, auth_hash = json.loads(binding)

@@ -51,7 +51,9 @@ class Stack:
 
     `env` adds settings for every process of the stack; with `shards=2` the
     channel layer is sharded over two Redis servers (the first is also the broker);
-    `workers` is how many Daphnes the first one runs behind its port.
+    `workers` is how many Daphnes the first one runs behind its port. An `env`
+    naming REDIS_SENTINELS gets no Redis of the stack's own: the settings take
+    the layer, the broker and the app's Redis from the sentinels.
     """
 
     def __init__(
@@ -96,7 +98,8 @@ class Stack:
         return self.ws_url_of("daphne")
 
     def start(self) -> "Stack":
-        if self.redis_url is None:
+        behind_sentinel = "REDIS_SENTINELS" in self.extra_env
+        if self.redis_url is None and not behind_sentinel:
             for shard in range(self.shards):
                 self.redis_servers.append(RedisServer(self.workdir / f"redis-{shard}").start())
             self.redis_url = self.redis_servers[0].url
@@ -106,11 +109,12 @@ class Stack:
             DJANGO_SECRET_KEY="e2e-secret-key-" + "x" * 40,
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
             DATABASE_URL=self._database_url(),
-            REDIS_URL=self.redis_url,
-            CELERY_BROKER_URL=self.redis_url,
             PYTHONUNBUFFERED="1",
         )
-        self.env.pop("CHANNEL_REDIS_URLS", None)
+        for name in ("CHANNEL_REDIS_URLS", "REDIS_URL", "CELERY_BROKER_URL", "REDIS_SENTINELS"):
+            self.env.pop(name, None)  # the test run's own, if any, are not the stack's
+        if self.redis_url:
+            self.env.update(REDIS_URL=self.redis_url, CELERY_BROKER_URL=self.redis_url)
         if len(self.redis_servers) > 1:
             self.env["CHANNEL_REDIS_URLS"] = ",".join(s.url for s in self.redis_servers)
         self.env.update(self.extra_env)
