@@ -7,6 +7,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Beside a running `make run`, reach its stack (its debug setting, its Redis).
+    from config import run_env
+
+    run_env.load()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

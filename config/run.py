@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from config import run_env
 from config.redis_server import RedisServer, answers
 
 # The development conveniences (debug, the built-in key, the demo user) are
@@ -29,7 +30,7 @@ def ensure_redis() -> RedisServer | None:
     if answers(url.hostname or "127.0.0.1", url.port or 6379):
         print(f"Using the Redis at {url.geturl()}")
         return None
-    server = RedisServer(BASE_DIR / ".run" / "redis").start()
+    server = RedisServer(run_env.run_dir() / "redis").start()
     print(f"No Redis at {url.geturl()}; started one at {server.url}")
     os.environ["REDIS_URL"] = server.url
     os.environ.pop("CELERY_BROKER_URL", None)
@@ -74,13 +75,19 @@ def main() -> int:
                 # Embedded beat runs the periodic pruning; production runs a beat service.
                 "--beat",
                 "--schedule",
-                str(BASE_DIR / ".run" / "celerybeat-schedule"),
+                str(run_env.run_dir() / "celerybeat-schedule"),
                 "--loglevel",
                 "INFO",
             ]
         ),
     ]
-    print(f"\n  Open http://{HOST}:{PORT}/  (Ctrl-C stops everything)\n", flush=True)
+    run_env.write()
+    print(
+        f"\n  Open http://{HOST}:{PORT}/  (Ctrl-C stops everything)\n"
+        '  In another terminal, `python manage.py notify "Hello" --user demo` reaches this\n'
+        f"  stack: manage.py reads {run_env.run_dir() / 'env'} while it runs.\n",
+        flush=True,
+    )
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
@@ -107,6 +114,7 @@ def main() -> int:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+        run_env.remove()
         if redis:
             redis.stop()
     return status

@@ -316,6 +316,7 @@ class Browserless:
         *,
         base_url: str | None = None,
         tls: ssl.SSLContext | None = None,
+        password: str = PASSWORD,
     ) -> None:
         self.base_url = base_url or stack.http_url(daphne)
         self.jar = http.cookiejar.CookieJar()
@@ -324,7 +325,7 @@ class Browserless:
         )
         self.opener.open(self.base_url + "/accounts/login/", timeout=10)
         response = self.post(
-            "/accounts/login/", {"username": username, "password": PASSWORD, "next": "/"}
+            "/accounts/login/", {"username": username, "password": password, "next": "/"}
         )
         if "sessionid" not in self.cookies:
             raise RuntimeError(f"login as {username} failed: {response.status}")

@@ -1,0 +1,95 @@
+"""`make run` as a new user meets it: a second terminal's `manage.py notify` reaches the tabs."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+import websockets
+
+from config.redis_server import free_port
+from tests.stack import BASE_DIR, Browserless, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """`python -m config.run` (what `make run` runs) with nothing set, as on a new machine:
+    no Redis where it looks (so it starts a private one on a random port), its own files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS", "CELERY"))}
+    env.update(
+        PORT=str(free_port()),
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        RUN_DIR=str(tmp_path / "run"),
+        PYTHONUNBUFFERED="1",
+    )
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "config.run"], cwd=BASE_DIR, env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_for(lambda: "Open http://" in log.read_text(), 90, "make run to be up")
+        wait_for(lambda: answers_http(f"http://127.0.0.1:{env['PORT']}/healthz"), 60, "Daphne")
+        yield env, log
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def answers_http(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, which is all this asks
+    except OSError:
+        return False
+
+
+class Here:
+    """Browserless wants a stack; `make run` has one address."""
+
+    def __init__(self, port: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+
+    def http_url(self, _daphne: str) -> str:
+        return self.url
+
+
+async def test_a_second_terminals_notify_reaches_the_open_tab(make_run):
+    env, log = make_run
+    text = log.read_text()
+    assert "started one at redis://" in text  # a private Redis on a random port
+    assert "python manage.py notify" in text  # the hint for a second terminal
+    here = Here(env["PORT"])
+    demo = await asyncio.to_thread(Browserless, here, "demo", password="demo-password")
+    headers = {"Cookie": demo.cookie_header, "Origin": here.url}
+    url = f"ws://127.0.0.1:{env['PORT']}/ws/notifications/"
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "hello"
+        # A second terminal in the same checkout: none of make run's variables (RUN_DIR
+        # only stands in for the checkout's .run/, which this test must not touch).
+        second = {k: v for k, v in env.items() if k not in ("REDIS_URL", "DATABASE_URL", "PORT")}
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "manage.py", "notify", "From the other terminal", "--user", "demo"],
+            cwd=BASE_DIR,
+            env=second,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        notice = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert (notice["type"], notice["title"]) == ("notification", "From the other terminal")
