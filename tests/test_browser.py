@@ -519,3 +519,22 @@ def test_demo_page_shows_progress_a_toast_and_the_inbox(stack, context):
         shutil.copyfile(picture, README_SCREENSHOT)
     # Leave nothing running for whoever uses this stack next.
     expect(toast(page, "Quarterly sales report finished")).to_be_visible(timeout=TASK_TIMEOUT)
+
+
+@pytest.mark.parametrize("width", [320, 390])
+def test_the_open_inbox_fits_a_phone_screen(stack, context, width):
+    page = sign_in(context, stack, "erin")
+    page.set_viewport_size({"width": width, "height": 740})
+    title = f"Quarterly export for the whole northern region finished without errors ({width})"
+    stack.manage("notify", title, "--user", "erin", "--body", "All 12 files are ready.")
+    expect(toast(page, title)).to_be_visible()
+    inbox = open_inbox(page)
+    item = inbox_item(inbox, title)
+    expect(item).to_be_visible()
+    for box in (inbox.bounding_box(), item.bounding_box()):
+        assert box["x"] >= 0, f"runs off the left edge at {width} px: {box}"
+        assert box["x"] + box["width"] <= width, f"runs off the right edge at {width} px: {box}"
+    # The whole title shows, wrapped rather than cut.
+    shown = item.locator(".nw-item-title")
+    assert shown.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight")
+    assert shown.inner_text() == title
