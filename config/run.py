@@ -1,7 +1,8 @@
 """`make run`: the whole stack on one machine, stopped cleanly by Ctrl-C.
 
 Migrates, creates a demo user when debugging, uses the Redis at REDIS_URL when
-it answers (else starts a private one), then runs Daphne and a Celery worker.
+it answers (else starts a private one, and starts it again should it die),
+then runs Daphne and a Celery worker.
 """
 
 import contextlib
@@ -99,6 +100,15 @@ def main() -> int:
     try:
         # Whichever child ends first ends the run: a half-running stack misleads.
         while all(child.poll() is None for child in children):
+            if redis and redis.process.poll() is not None:
+                # Daphne and the worker reconnect to the same address by themselves.
+                print(
+                    f"The private Redis stopped (exit {redis.process.returncode}); "
+                    f"starting it again at {redis.url}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                redis.start()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 children[0].wait(timeout=1)
         status = 1

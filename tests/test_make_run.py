@@ -8,12 +8,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import websockets
 
 from config.redis_server import free_port
-from tests.stack import BASE_DIR, Browserless, wait_for
+from tests.stack import BASE_DIR, Browserless, child_pids, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,7 +39,7 @@ def make_run(tmp_path):
     try:
         wait_for(lambda: "Open http://" in log.read_text(), 90, "make run to be up")
         wait_for(lambda: answers_http(f"http://127.0.0.1:{env['PORT']}/healthz"), 60, "Daphne")
-        yield env, log
+        yield env, log, process
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -67,8 +68,25 @@ class Here:
         return self.url
 
 
+async def notify_from_a_second_terminal(env: dict[str, str], title: str) -> None:
+    """`manage.py notify` as typed in another terminal of the same checkout: none of
+    make run's variables (RUN_DIR only stands in for the checkout's .run/, which this
+    test must not touch)."""
+    second = {k: v for k, v in env.items() if k not in ("REDIS_URL", "DATABASE_URL", "PORT")}
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "manage.py", "notify", title, "--user", "demo"],
+        cwd=BASE_DIR,
+        env=second,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 async def test_a_second_terminals_notify_reaches_the_open_tab(make_run):
-    env, log = make_run
+    env, log, _ = make_run
     text = log.read_text()
     assert "started one at redis://" in text  # a private Redis on a random port
     assert "python manage.py notify" in text  # the hint for a second terminal
@@ -78,18 +96,30 @@ async def test_a_second_terminals_notify_reaches_the_open_tab(make_run):
     url = f"ws://127.0.0.1:{env['PORT']}/ws/notifications/"
     async with websockets.connect(url, additional_headers=headers) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "hello"
-        # A second terminal in the same checkout: none of make run's variables (RUN_DIR
-        # only stands in for the checkout's .run/, which this test must not touch).
-        second = {k: v for k, v in env.items() if k not in ("REDIS_URL", "DATABASE_URL", "PORT")}
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "manage.py", "notify", "From the other terminal", "--user", "demo"],
-            cwd=BASE_DIR,
-            env=second,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+        await notify_from_a_second_terminal(env, "From the other terminal")
         notice = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert (notice["type"], notice["title"]) == ("notification", "From the other terminal")
+
+
+async def test_when_its_redis_dies_make_run_starts_it_again(make_run):
+    env, log, run = make_run
+    (redis_pid,) = [
+        pid
+        for pid in child_pids(run.pid)
+        if b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    os.kill(redis_pid, signal.SIGKILL)
+    await asyncio.to_thread(
+        wait_for, lambda: "starting it again" in log.read_text(), 30, "the Redis to be restarted"
+    )
+    here = Here(env["PORT"])
+    demo = await asyncio.to_thread(Browserless, here, "demo", password="demo-password")
+    headers = {"Cookie": demo.cookie_header, "Origin": here.url}
+    url = f"ws://127.0.0.1:{env['PORT']}/ws/notifications/"
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "hello"
+        await notify_from_a_second_terminal(env, "After the restart")
+        notice = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert notice["title"] == "After the restart"
+    assert run.poll() is None  # the stack is still up, whole
+    assert "Traceback" not in log.read_text()
