@@ -8,6 +8,7 @@ from notifications.views import metrics
 urlpatterns = [
     path("", include("tasks.urls")),
     path("api/notifications/", include("notifications.urls")),
+    path("api/tasks/", include("notifications.celery.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

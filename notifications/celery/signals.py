@@ -5,6 +5,9 @@ A task called with a `user_id` argument notifies that user when it succeeds
 is keyed by task id, so a task delivered twice (a worker killed after the
 notice, a visibility timeout) still gives the user exactly one.
 
+A cancelled task's notice is the `warning` cancel.py saved: its ending
+(success, or the error of a terminated process) notifies nothing more.
+
 Every such task ends in a notice: what does not fit the limits is shortened,
 and a notice that is still refused is sent bare (title and level). Only a
 `user_id` that names nobody ends in none, since there is nobody to tell.
@@ -22,6 +25,7 @@ from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
 
 from notifications import flush, notify
+from notifications.celery.owners import was_cancelled
 from notifications.celery.reporting import UserError, as_user_id, task_title, user_argument
 from notifications.limits import (
     BODY_MAX,
@@ -105,6 +109,8 @@ def notify_outcome(
         log.warning(
             "no lifecycle notification for task %s: user_id %r names no user", task_id, argument
         )
+        return
+    if was_cancelled(task_id):
         return
     notify_once(user_id, outcome_fields(task, task_id, state, retval), task_id, task.name)
 

@@ -1,0 +1,42 @@
+"""Cancelling a task on behalf of its user (or an operator).
+
+The user hears of it once: a `warning` notice saved under the dedupe key the
+task's own ending would use, before the worker is asked to stop it. The
+completion handler skips a cancelled task (signals.py), and Celery's
+`task_revoked` has no receiver here, so nothing follows the notice.
+"""
+
+from celery import current_app
+
+from notifications import flush
+from notifications.celery import owners
+from notifications.celery.reporting import task_title
+from notifications.celery.signals import notify_once
+from notifications.limits import TITLE_MAX, shorten
+
+SUFFIX = " cancelled"
+
+
+def title_of(task_name: str) -> str:
+    task = current_app.tasks.get(task_name)
+    name = task_title(task) if task is not None else task_name.rsplit(".", 1)[-1]
+    return shorten(str(name), TITLE_MAX - len(SUFFIX)) + SUFFIX
+
+
+def cancel(task_id: str, by_user_id: int | None = None) -> bool:
+    """Cancel a recorded task; False when it is unknown or not `by_user_id`'s.
+
+    Without `by_user_id` (an operator) any recorded task may be cancelled.
+    A running task's prefork process is terminated; a queued one is dropped
+    when a worker receives it.
+    """
+    found = owners.owner(task_id)
+    if found is None or (by_user_id is not None and found[0] != by_user_id):
+        return False
+    user_id, task_name = found
+    owners.mark_cancelled(task_id)
+    fields = {"title": title_of(task_name), "body": "", "url": "", "level": "warning"}
+    notify_once(user_id, fields, task_id, task_name)
+    flush()
+    current_app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+    return True
