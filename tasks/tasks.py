@@ -56,9 +56,10 @@ def warm_cache(user_id: int) -> str:
 def long_job(user_id: int, seconds: float = 10.0, message: str = "", url: str = "") -> dict:
     """Works for `seconds`, reporting progress every second; returns `message` and `url`.
 
-    Not on the demo page: it is for trying out how a long task survives its
-    worker's death (and is not run twice while alive), and how a completion
-    that does not fit the limits still reaches the user.
+    On the demo page (10 s) it is the job to cancel. Tests also use it to try
+    out how a long task survives its worker's death (and is not run twice
+    while alive), and how a completion that does not fit the limits still
+    reaches the user.
     """
     report_progress(0, "Starting")
     started = time.monotonic()

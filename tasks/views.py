@@ -18,6 +18,7 @@ STARTABLE = {
     "import": tasks.import_contacts,
     "quick": tasks.warm_cache,
     "flaky": tasks.sync_invoices,
+    "long": tasks.long_job,
 }
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

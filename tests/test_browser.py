@@ -538,3 +538,19 @@ def test_the_open_inbox_fits_a_phone_screen(stack, context, width):
     shown = item.locator(".nw-item-title")
     assert shown.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight")
     assert shown.inner_text() == title
+
+
+def test_cancel_on_a_progress_bar_stops_the_job_in_every_tab(stack, context):
+    stack.create_users("grace")  # a user of its own: the other tests' users are taken
+    page = sign_in(context, stack, "grace")
+    other = open_tab(context, stack)
+    page.get_by_role("button", name="Start long job").click()
+    bar = page.locator(".nw-progress").filter(has_text="Long job")
+    elsewhere = other.locator(".nw-progress")
+    expect(bar.locator(".nw-progress-message")).to_have_text("Working", timeout=TASK_TIMEOUT)
+    expect(elsewhere).to_have_count(1)
+    bar.get_by_role("button", name="Cancel").click()
+    expect(toast(page, "Long job cancelled")).to_be_visible()
+    expect(toast(other, "Long job cancelled")).to_be_visible()
+    expect(page.locator(".nw-progress")).to_have_count(0)
+    expect(elsewhere).to_have_count(0)

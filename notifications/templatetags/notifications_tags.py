@@ -17,7 +17,7 @@ from django.conf import settings
 from django.middleware.csrf import get_token
 from django.shortcuts import resolve_url
 from django.templatetags.static import static
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -40,7 +40,21 @@ def notifications_widget(context: template.Context) -> dict:
         "ws_path": websocket_path(),
         # Marking read is a POST; the token also sets the CSRF cookie.
         "csrf_token": get_token(request),
+        "cancel_url": cancel_url_pattern(),
     }
+
+
+# Stands for the task id in the cancel URL the page is given; widget.js swaps it.
+TASK_ID_SLOT = "TASK_ID"
+
+
+def cancel_url_pattern() -> str:
+    """Where a progress bar's Cancel button posts, or "" (no button) in a
+    project that does not include notifications.celery.urls."""
+    try:
+        return reverse("notifications_celery:cancel", args=[TASK_ID_SLOT])
+    except NoReverseMatch:
+        return ""
 
 
 @register.simple_tag

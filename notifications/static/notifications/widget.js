@@ -307,6 +307,7 @@
       bar.max = 100;
       bar.value = 0;
       row.append(head, bar, element("p", "nw-progress-message", "Waiting for a worker…"));
+      if (config.cancelUrl) row.append(cancelButton(taskId));
       progressRows.set(taskId, row);
       progressList.append(row);
     }
@@ -330,6 +331,35 @@
     const row = progressRows.get(taskId);
     if (row) row.remove(); // the final toast takes its place
     progressRows.delete(taskId);
+  }
+
+  function cancelButton(taskId) {
+    // The bar stays until the "… cancelled" notice arrives, which removes it
+    // in every tab at once.
+    const button = element("button", "nw-text-button nw-progress-cancel", "Cancel");
+    button.type = "button";
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      if (!(await postCancel(taskId))) button.disabled = false;
+    });
+    return button;
+  }
+
+  async function postCancel(taskId) {
+    const url = config.cancelUrl.replace("TASK_ID", encodeURIComponent(taskId));
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": config.csrfToken },
+      });
+    } catch (error) {
+      return false; // offline: the button can be pressed again
+    }
+    if (response.status === 401) goToLogin();
+    else if (!response.ok) console.warn("notifications: cancel answered", response.status);
+    return response.ok;
   }
 
   // --- Helpers --------------------------------------------------------------
