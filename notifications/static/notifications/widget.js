@@ -342,9 +342,9 @@
   }
 
   function showQuiet(row) {
-    const quiet = Date.now() - Number(row.dataset.reportedAt) >= QUIET_MS;
-    row.classList.toggle("nw-progress-quiet", quiet);
-    if (quiet) row.querySelector(".nw-progress-message").textContent = "Still working…";
+    if (Date.now() - Number(row.dataset.reportedAt) >= QUIET_MS) {
+      row.querySelector(".nw-progress-message").textContent = "Still working…";
+    }
   }
 
   setInterval(() => {
