@@ -275,6 +275,8 @@ NOTIFICATIONS_PRUNE_EVERY = envint("NOTIFICATIONS_PRUNE_EVERY", 6 * 3600)
 
 # Seconds a sync notify() waits for Redis before logging a warning and moving on.
 NOTIFICATIONS_SEND_TIMEOUT = float(os.getenv("NOTIFICATIONS_SEND_TIMEOUT", "5"))
+# Seconds a running task's latest progress is kept after its last report.
+NOTIFICATIONS_PROGRESS_TTL = envint("NOTIFICATIONS_PROGRESS_TTL", 3600)
 # How many missed notifications a reconnecting socket replays; the rest stay in the inbox.
 NOTIFICATIONS_REPLAY_LIMIT = envint("NOTIFICATIONS_REPLAY_LIMIT", 100)
 # Read notifications older than this are pruned (beat task and manage.py

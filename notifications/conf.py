@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a sync notify()'s push may take before it is logged as failed;
     # also what flush() waits, and what a caller waits once 10,000 are queued.
     "SEND_TIMEOUT": 5.0,
+    # Seconds a running task's latest progress is kept after its last report, so
+    # a page that loads or reconnects mid-task shows its bar (progress_state.py).
+    "PROGRESS_TTL": 3600,
     # Missed notifications a reconnecting socket replays; the rest stay in the inbox.
     "REPLAY_LIMIT": 100,
     # Read notifications older than this many days are pruned; unread never are.

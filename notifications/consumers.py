@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
-from notifications import groups, inbox, limits, messages, metrics, quota, reads
+from notifications import groups, inbox, limits, messages, metrics, progress_state, quota, reads
 from notifications.auth import session_user
 from notifications.conf import app_settings
 from notifications.ratelimit import TokenBucket
@@ -135,20 +135,37 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         return limits.INT_MAX if len(value) > 19 else min(int(value), limits.INT_MAX)
 
     @database_sync_to_async
-    def _summary(self, after: int | None) -> tuple[int, int, list[dict], int]:
+    def _summary(self, after: int | None) -> tuple[int, int, list[dict], int, list[dict]]:
         replay, skipped = ([], 0)
         if after is not None:
             replay, skipped = inbox.missed(self.user_id, after, app_settings.REPLAY_LIMIT)
         unread, last_id = inbox.unread_and_last_id(self.user_id)
-        return unread, last_id, replay, skipped
+        return unread, last_id, replay, skipped, self._running()
+
+    def _running(self) -> list[dict]:
+        """A `progress` message for each of the user's running tasks, as last reported;
+        none when Redis cannot say (the next reports bring the bars back)."""
+        try:
+            running = progress_state.running(self.user_id)
+        except RedisError as exc:
+            log.warning("running tasks' progress unavailable: %r", exc)
+            return []
+        return [
+            messages.make("progress", task_id=task_id, **state)
+            for task_id, state in running.items()
+        ]
 
     @database_sync_to_async
     def _missed(self, after: int) -> tuple[list[dict], int]:
         return inbox.missed(self.user_id, after, app_settings.REPLAY_LIMIT)
 
     async def _greet(self, after: int | None) -> None:
-        unread, last_id, replay, skipped = await self._summary(after)
+        unread, last_id, replay, skipped, running = await self._summary(after)
         await self.send_message(messages.make("hello", unread=unread, last_id=last_id))
+        # Bars first: a replayed notice that ends one of these tasks comes after
+        # and removes its bar.
+        for progress in running:
+            await self.send_message(progress)
         # Every notification up to this id was sent, or predates the socket.
         self.newest = last_id if after is None else after
         # The client has every notification up to this id already (it said so

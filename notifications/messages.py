@@ -25,8 +25,9 @@ SCHEMAS: dict[str, frozenset[str]] = {
     "notification": frozenset(
         {"id", "level", "title", "body", "url", "data", "task_id", "created_at"}
     ),
-    # Progress of a running task; not saved.
-    "progress": frozenset({"task_id", "percent", "message"}),
+    # Progress of a running task, reported at `at` (ISO 8601); the latest one
+    # per task is kept a while (progress_state.py) and sent again after hello.
+    "progress": frozenset({"task_id", "percent", "message", "at"}),
     # Notifications marked read (in this tab or another), with the new badge count.
     "read": frozenset({"ids", "unread"}),
     # Replay stopped at the limit; the rest are in the inbox (HTTP API).

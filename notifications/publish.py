@@ -7,20 +7,24 @@ The channel layer is only the fast path: when Redis is unreachable the row is
 still saved, a warning is logged and the caller carries on.
 """
 
+import logging
 import math
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from redis.exceptions import RedisError
 
-from notifications import limits, messages, sender, store, validation
+from notifications import limits, messages, progress_state, sender, store, validation
 from notifications.groups import event, notification_events, user_group
 from notifications.models import Notification
 from notifications.users import active_users
 
 User = get_user_model()
+log = logging.getLogger(__name__)
 
 
 def notify(
@@ -112,10 +116,12 @@ def notify_all(title: str, **options: Any) -> list[Notification]:
 
 
 def send_progress(user_id: int, task_id: str, percent: float, message: str = "") -> None:
-    """Push a task's progress to its user's tabs; progress is not saved.
+    """Push a task's progress to its user's tabs, and keep it in Redis as the
+    task's latest (progress_state.py) for tabs that open later.
 
     A message longer than limits.PROGRESS_MESSAGE_MAX is shortened, not refused:
-    a task should not fail over the wording of its progress.
+    a task should not fail over the wording of its progress, nor over a Redis
+    that cannot keep it (a warning is logged).
     """
     (user_id,) = validation.as_ids([user_id])
     task_id = validation.text("task_id", str(task_id), limits.TASK_ID_MAX)
@@ -125,5 +131,10 @@ def send_progress(user_id: int, task_id: str, percent: float, message: str = "")
     percent = max(0, min(100, round(percent, 1)))
     message = limits.shorten(str(message), limits.PROGRESS_MESSAGE_MAX)
     message = message.encode(errors="replace").decode()  # no unpaired surrogates
-    progress = messages.make("progress", task_id=task_id, percent=percent, message=message)
+    at = datetime.now(UTC).isoformat()
+    progress = messages.make("progress", task_id=task_id, percent=percent, message=message, at=at)
+    try:
+        progress_state.remember(user_id, task_id, percent, message, at)
+    except RedisError as exc:
+        log.warning("progress of task %s not kept: %r", task_id, exc)
     sender.submit([(user_group(user_id), event(progress))])

@@ -1,4 +1,4 @@
-"""The app's HTTP side: the inbox API, socket tickets, health and metrics.
+"""The app's HTTP side: the inbox API, task progress, socket tickets, health and metrics.
 
 A project includes it under any prefix: `path("api/notifications/", include("notifications.urls"))`.
 """
@@ -14,6 +14,7 @@ urlpatterns = [
     path("unread-count/", views.unread_count, name="unread-count"),
     path("<int:notification_id>/read/", views.mark_one_read, name="read"),
     path("read-all/", views.mark_all_read, name="read-all"),
+    path("progress/<str:task_id>/", views.task_progress, name="progress"),
     path("ticket/", views.ticket, name="ticket"),
     path("health/", health.healthz, name="health"),
     path("metrics/", views.metrics, name="metrics"),

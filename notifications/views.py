@@ -2,7 +2,7 @@
 
 Thin views over `inbox` (reading) and `reads.mark_read` (marking read, which
 also tells the user's other tabs). CSRF applies to the writes as to any Django view.
-Also the socket ticket and the operator's /metrics.
+Also a running task's progress, the socket ticket and the operator's /metrics.
 """
 
 import hmac
@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
-from notifications import inbox, reads, tickets
+from notifications import inbox, progress_state, reads, tickets
 from notifications import metrics as metrics_module
 from notifications.conf import app_settings
 
@@ -91,6 +91,27 @@ def mark_one_read(request: HttpRequest, notification_id: int) -> JsonResponse:
 def mark_all_read(request: HttpRequest) -> JsonResponse:
     changed = reads.mark_read(request.user.pk, None)
     return JsonResponse({"ids": changed, "unread": inbox.unread_count(request.user.pk)})
+
+
+@api_login_required
+@require_GET
+def task_progress(request: HttpRequest, task_id: str) -> JsonResponse:
+    """The caller's running task's latest progress; 404 for anyone else's, and
+    for a task that has ended or never reported (see progress_state.py)."""
+    try:
+        state = progress_state.of(request.user.pk, task_id)
+    except RedisError:
+        return error("progress is unavailable; retry later", status=503)
+    if state is None:
+        return error("no such running task", status=404)
+    return JsonResponse(
+        {
+            "task_id": task_id,
+            "percent": state["percent"],
+            "message": state["message"],
+            "updated_at": state["at"],
+        }
+    )
 
 
 @api_login_required

@@ -205,6 +205,50 @@ def test_long_task_shows_a_moving_progress_bar_then_a_success_toast(stack, conte
     expect(badge(page)).to_have_text("1")
 
 
+def test_a_reload_brings_a_running_tasks_bar_back_at_once(stack, context):
+    page = sign_in(context, stack, "bob")
+    # The report job, slowed so that its steps are further apart than the
+    # second the bar has to come back in.
+    task_id = stack.send_task(
+        "tasks.tasks.generate_report", user_id=stack.user_ids["bob"], step_seconds=3
+    )
+    bar = page.locator(f'.nw-progress[data-task="{task_id}"] progress')
+    shown = page.wait_for_function(
+        """bar => bar && bar.value > 0 && bar.value""",
+        arg=bar.element_handle(timeout=TASK_TIMEOUT),
+        timeout=TASK_TIMEOUT,
+    ).json_value()
+
+    page.reload()
+    expect(bar).to_be_visible(timeout=1000)
+    expect(bar).to_have_js_property("value", shown, timeout=1000)
+    # Leave nothing running for whoever uses this stack next.
+    expect(toast(page, "Quarterly sales report finished")).to_be_visible(timeout=TASK_TIMEOUT)
+    expect(bar).to_have_count(0)
+
+
+def test_a_bar_with_no_report_for_a_while_says_the_task_is_still_working(stack, context):
+    # A task that last reported a minute ago, as its worker left it.
+    stack.manage(
+        "shell",
+        "-c",
+        "from datetime import UTC, datetime, timedelta\n"
+        "from notifications import progress_state\n"
+        "at = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()\n"
+        f"progress_state.remember({stack.user_ids['carol']}, 'quiet-task', 40, 'Working', at)",
+    )
+    page = sign_in(context, stack, "carol")
+    row = page.locator('.nw-progress[data-task="quiet-task"]')
+    expect(row.locator(".nw-progress-message")).to_have_text("Still working…")
+    expect(row.locator(".nw-progress-percent")).to_have_text("40%")
+    stack.manage(
+        "shell",
+        "-c",
+        "from notifications import progress_state\n"
+        f"progress_state.forget({stack.user_ids['carol']}, 'quiet-task')",
+    )
+
+
 def test_error_toast_stays_while_good_news_fades_and_the_keyboard_dismisses_it(stack, context):
     # The page's clock stands still until the test moves it: "fades after a
     # few seconds" is checked without waiting, and nothing fades too early.

@@ -2,6 +2,7 @@
 session auth) on the real channels-redis layer."""
 
 import asyncio
+from datetime import datetime
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -79,7 +80,9 @@ async def test_progress_is_relayed(sockets, alice):
     communicator, _, _ = await sockets(alice)
     await communicator.receive_json_from(timeout=5)
     await sync_to_async(send_progress)(alice.pk, "t-9", 42, "Halfway")
-    assert await communicator.receive_json_from(timeout=5) == {
+    progress = await communicator.receive_json_from(timeout=5)
+    assert datetime.fromisoformat(progress.pop("at")).tzinfo is not None
+    assert progress == {
         "type": "progress",
         "task_id": "t-9",
         "percent": 42.0,

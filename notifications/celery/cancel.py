@@ -11,7 +11,7 @@ from celery import current_app
 from notifications import flush
 from notifications.celery import owners
 from notifications.celery.reporting import task_title
-from notifications.celery.signals import notify_once
+from notifications.celery.signals import forget_progress, notify_once
 from notifications.limits import TITLE_MAX, shorten
 
 SUFFIX = " cancelled"
@@ -35,6 +35,8 @@ def cancel(task_id: str, by_user_id: int | None = None) -> bool:
         return False
     user_id, task_name = found
     owners.mark_cancelled(task_id)
+    # A terminated task never reaches the completion handler that would clear its bar.
+    forget_progress(user_id, task_id)
     fields = {"title": title_of(task_name), "body": "", "url": "", "level": "warning"}
     notify_once(user_id, fields, task_id, task_name)
     flush()

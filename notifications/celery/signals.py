@@ -23,8 +23,9 @@ from typing import Any
 
 from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
+from redis.exceptions import RedisError
 
-from notifications import flush, notify
+from notifications import flush, notify, progress_state
 from notifications.celery.owners import was_cancelled
 from notifications.celery.reporting import UserError, as_user_id, task_title, user_argument
 from notifications.limits import (
@@ -110,9 +111,19 @@ def notify_outcome(
             "no lifecycle notification for task %s: user_id %r names no user", task_id, argument
         )
         return
+    forget_progress(user_id, task_id)
     if was_cancelled(task_id):
-        return
+        return  # its one notice, "… cancelled", is saved already
     notify_once(user_id, outcome_fields(task, task_id, state, retval), task_id, task.name)
+
+
+def forget_progress(user_id: int, task_id: str) -> None:
+    """Drop the task's kept progress before its final notice is saved, so a tab
+    that opens from now on shows the notice alone, never a bar left behind."""
+    try:
+        progress_state.forget(user_id, task_id)
+    except RedisError as exc:  # the bar lapses with NOTIFICATIONS_PROGRESS_TTL
+        log.warning("progress of task %s not cleared: %r", task_id, exc)
 
 
 @task_postrun.connect

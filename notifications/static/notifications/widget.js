@@ -324,7 +324,33 @@
     row.querySelector("progress").value = message.percent;
     row.querySelector(".nw-progress-percent").textContent = Math.round(message.percent) + "%";
     row.querySelector(".nw-progress-message").textContent = message.message;
+    noteReport(row, message.at);
   }
+
+  // --- Quiet tasks ------------------------------------------------------------
+
+  // A bar whose task has not reported for this long says it is still working,
+  // rather than looking stuck at its last step.
+  const QUIET_MS = 30000;
+
+  function noteReport(row, at) {
+    // The report's own time, so a bar brought back after a reload keeps its
+    // age; never later than now, whatever the two clocks say.
+    const reported = Date.parse(at);
+    const now = Date.now();
+    row.dataset.reportedAt = String(Number.isNaN(reported) ? now : Math.min(reported, now));
+    showQuiet(row);
+  }
+
+  function showQuiet(row) {
+    if (Date.now() - Number(row.dataset.reportedAt) >= QUIET_MS) {
+      row.querySelector(".nw-progress-message").textContent = "Still working…";
+    }
+  }
+
+  setInterval(() => {
+    for (const row of progressRows.values()) if (row.dataset.reportedAt) showQuiet(row);
+  }, 5000);
 
   function finishTask(taskId) {
     finishedTasks.add(taskId);

@@ -1,0 +1,94 @@
+"""A running task's latest progress is kept for its owner: sent after hello,
+answered over HTTP, dropped when the task's final notice is saved."""
+
+import logging
+from datetime import datetime
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import Client
+
+from notifications import flush, progress_state, send_progress
+from notifications.celery.signals import notify_outcome
+from tasks.tasks import long_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def progress_url(task_id: str) -> str:
+    return f"/api/notifications/progress/{task_id}/"
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_owner_reads_their_task_state(alice, redis_client):
+    send_progress(alice.pk, "t-1", 40, "Summarised North")
+    response = signed_in(alice).get(progress_url("t-1"))
+    assert response.status_code == 200
+    state = response.json()
+    assert (state["task_id"], state["percent"], state["message"]) == (
+        "t-1",
+        40.0,
+        "Summarised North",
+    )
+    assert datetime.fromisoformat(state["updated_at"]).tzinfo is not None
+
+
+def test_another_user_and_an_unknown_task_get_404_and_anonymous_401(
+    alice, bob, client, redis_client
+):
+    send_progress(alice.pk, "t-2", 10, "Starting")
+    assert signed_in(bob).get(progress_url("t-2")).status_code == 404
+    assert signed_in(alice).get(progress_url("t-unknown")).status_code == 404
+    anonymous = client.get(progress_url("t-2"))
+    assert (anonymous.status_code, anonymous.json()) == (401, {"error": "login required"})
+
+
+def test_each_report_refreshes_the_keys_expiry(alice, redis_client, settings):
+    settings.NOTIFICATIONS_PROGRESS_TTL = 120
+    send_progress(alice.pk, "t-3", 5, "")
+    assert 0 < redis_client.ttl(progress_state.key(alice.pk)) <= 120
+
+
+def test_the_final_notice_drops_the_tasks_state(alice, redis_client):
+    send_progress(alice.pk, "t-4", 90, "Almost")
+    notify_outcome(
+        task_id="t-4",
+        task=long_job,
+        args=(),
+        kwargs={"user_id": alice.pk},
+        retval="Done",
+        state="SUCCESS",
+    )
+    flush()
+    assert progress_state.running(alice.pk) == {}
+
+
+def test_an_unreachable_redis_does_not_fail_the_report(alice, caplog, redis_server):
+    from config.redis_server import free_port
+    from tests.conftest import use_redis
+
+    use_redis(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with caplog.at_level(logging.WARNING, logger="notifications.publish"):
+            send_progress(alice.pk, "t-5", 50, "Halfway")
+            flush()
+    finally:
+        use_redis(redis_server.url)
+    assert "progress of task t-5 not kept" in caplog.text
+
+
+async def test_a_new_socket_gets_the_running_tasks_after_hello_and_only_its_own(
+    sockets, alice, bob, redis_client
+):
+    await sync_to_async(send_progress)(alice.pk, "t-6", 30, "Working")
+    await sync_to_async(send_progress)(bob.pk, "t-7", 60, "Bob's")
+    alices, _, _ = await sockets(alice)
+    assert (await alices.receive_json_from(timeout=5))["type"] == "hello"
+    progress = await alices.receive_json_from(timeout=5)
+    assert (progress["type"], progress["task_id"], progress["percent"]) == ("progress", "t-6", 30.0)
+    assert await alices.receive_nothing(timeout=0.2)
