@@ -85,20 +85,25 @@ async def notify_from_a_second_terminal(env: dict[str, str], title: str) -> None
     assert result.returncode == 0, result.stderr
 
 
-async def test_a_second_terminals_notify_reaches_the_open_tab(make_run):
-    env, log, _ = make_run
-    text = log.read_text()
-    assert "started one at redis://" in text  # a private Redis on a random port
-    assert "python manage.py notify" in text  # the hint for a second terminal
+async def notice_in_the_demo_tab(env: dict[str, str], title: str) -> dict:
+    """What an open tab of the demo user receives when a second terminal sends `title`."""
     here = Here(env["PORT"])
     demo = await asyncio.to_thread(Browserless, here, "demo", password="demo-password")
     headers = {"Cookie": demo.cookie_header, "Origin": here.url}
     url = f"ws://127.0.0.1:{env['PORT']}/ws/notifications/"
     async with websockets.connect(url, additional_headers=headers) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "hello"
-        await notify_from_a_second_terminal(env, "From the other terminal")
-        notice = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert (notice["type"], notice["title"]) == ("notification", "From the other terminal")
+        await notify_from_a_second_terminal(env, title)
+        return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
+async def test_a_second_terminals_notify_reaches_the_open_tab(make_run):
+    env, log, _ = make_run
+    text = log.read_text()
+    assert "started one at redis://" in text  # a private Redis on a random port
+    assert "python manage.py notify" in text  # the hint for a second terminal
+    notice = await notice_in_the_demo_tab(env, "From the other terminal")
+    assert (notice["type"], notice["title"]) == ("notification", "From the other terminal")
 
 
 async def test_when_its_redis_dies_make_run_starts_it_again(make_run):
@@ -112,14 +117,7 @@ async def test_when_its_redis_dies_make_run_starts_it_again(make_run):
     await asyncio.to_thread(
         wait_for, lambda: "starting it again" in log.read_text(), 30, "the Redis to be restarted"
     )
-    here = Here(env["PORT"])
-    demo = await asyncio.to_thread(Browserless, here, "demo", password="demo-password")
-    headers = {"Cookie": demo.cookie_header, "Origin": here.url}
-    url = f"ws://127.0.0.1:{env['PORT']}/ws/notifications/"
-    async with websockets.connect(url, additional_headers=headers) as ws:
-        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "hello"
-        await notify_from_a_second_terminal(env, "After the restart")
-        notice = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert notice["title"] == "After the restart"
+    notice = await notice_in_the_demo_tab(env, "After the restart")
+    assert notice["title"] == "After the restart"
     assert run.poll() is None  # the stack is still up, whole
     assert "Traceback" not in log.read_text()
