@@ -585,8 +585,8 @@ def test_the_open_inbox_fits_a_phone_screen(stack, context, width):
 
 
 def test_cancel_on_a_progress_bar_stops_the_job_in_every_tab(stack, context):
-    stack.create_users("grace")  # a user of its own: the other tests' users are taken
-    page = sign_in(context, stack, "grace")
+    stack.create_users("canceller")  # a user of its own: the other tests' users are taken
+    page = sign_in(context, stack, "canceller")
     other = open_tab(context, stack)
     page.get_by_role("button", name="Start long job").click()
     bar = page.locator(".nw-progress").filter(has_text="Long job")
