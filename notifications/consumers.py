@@ -20,7 +20,7 @@ CLOSE_UNAUTHENTICATED = 4401  # log in again; do not retry
 CLOSE_UNAVAILABLE = 4503  # the server cannot reach Redis; retry later
 CLOSE_RATE_LIMITED = 4008  # the client sent frames faster than allowed
 CLOSE_TOO_MANY_SOCKETS = 4429  # the user has too many sockets open; close other tabs
-# An oversized frame is closed with 1009 by Daphne's protocol layer (config/serve.py).
+# An oversized frame is closed with 1009 by the protocol layer (daphne_patches.py).
 
 
 class NotificationConsumer(AsyncWebsocketConsumer):

@@ -44,7 +44,7 @@ class _Sender:
     trip in one `group_send_many`. One queue and one sender keep every user's
     events in call order, and a burst costs a few round trips, not one each.
     `flush()` waits until the queue is sent; it runs at exit, and after each
-    Celery task (worker/signals.py). When Redis is slower than the callers,
+    Celery task (notifications/celery/signals.py). When Redis is slower than the callers,
     a caller waits once MAX_PENDING events are queued, for at most the send
     timeout, and then its events are dropped with a warning (the rows stay).
     """
