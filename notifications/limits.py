@@ -11,8 +11,10 @@ JSON escapes as `\\uXXXX` (6 bytes each):
 
     title 200 + body 4,000 + url 2,000 + task id 255 chars   -> 6,455 chars * 6 = 38,730 bytes
     data: at most 8,192 bytes of compact JSON, escaped as it is   ->  8,192 bytes
-    the envelope (keys, level, id, timestamp)                ->     < 300 bytes
-                                                               total < 48 KiB < 64 KiB
+    collapse key 255 + 2 actions (label 40 + url 500) chars  -> 1,335 chars * 6 =  8,010 bytes
+    kind: 64 characters of [a-z0-9._-], never escaped        ->     64 bytes
+    the envelope (keys, level, id, timestamps)               ->    < 400 bytes
+                                                               total < 56 KiB < 64 KiB
 
 tests/test_limits.py builds that worst case and sends it through a real Daphne.
 """
@@ -23,6 +25,11 @@ TITLE_MAX = Notification._meta.get_field("title").max_length  # 200 characters
 BODY_MAX = 4_000  # characters
 URL_MAX = Notification._meta.get_field("url").max_length  # 2,000 characters
 TASK_ID_MAX = Notification._meta.get_field("task_id").max_length  # 255 characters
+KIND_MAX = Notification._meta.get_field("kind").max_length  # 64 characters
+COLLAPSE_KEY_MAX = Notification._meta.get_field("collapse_key").max_length  # 255 characters
+ACTIONS_MAX = 2  # buttons per notification
+ACTION_LABEL_MAX = 40  # characters
+ACTION_URL_MAX = 500  # characters
 DEDUPE_KEY_MAX = Notification._meta.get_field("dedupe_key").max_length  # 255 characters
 DATA_MAX_BYTES = 8_192  # `data` as compact JSON (UTF-8 bytes)
 PROGRESS_MESSAGE_MAX = 500  # characters; a longer progress message is shortened

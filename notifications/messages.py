@@ -23,7 +23,19 @@ SCHEMAS: dict[str, frozenset[str]] = {
     "hello": frozenset({"unread", "last_id"}),
     # A saved notification (live, or replayed after ?after=ID).
     "notification": frozenset(
-        {"id", "level", "title", "body", "url", "data", "task_id", "created_at"}
+        {
+            "id",
+            "level",
+            "title",
+            "body",
+            "url",
+            "data",
+            "task_id",
+            "kind",
+            "collapse_key",
+            "actions",
+            "created_at",
+        }
     ),
     # Progress of a running task, reported at `at` (ISO 8601); the latest one
     # per task is kept a while (progress_state.py) and sent again after hello.
@@ -56,6 +68,9 @@ def notification(n: Any) -> dict[str, Any]:
         "url": n.url,
         "data": n.data,
         "task_id": n.task_id or None,
+        "kind": n.kind,
+        "collapse_key": n.collapse_key,
+        "actions": n.actions,
         "created_at": n.created_at.isoformat(),
     }
     return make("notification", **fields)

@@ -21,11 +21,22 @@ class Notification(models.Model):
     url = models.CharField(max_length=2000, blank=True)
     data = models.JSONField(default=dict, blank=True)
     task_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # What the notification is about ("export"), named by the caller; the
+    # person's preferences choose channels per kind (and per level).
+    kind = models.CharField(max_length=64, blank=True)
+    # Notifications with the same key that arrive close together show as one
+    # toast ("3 exports finished"); the inbox still lists each.
+    collapse_key = models.CharField(max_length=255, blank=True)
+    # Up to two buttons: [{"label": "Download", "url": "https://…"}].
+    actions = models.JSONField(default=list, blank=True)
     # Makes a publish idempotent: a second notification with the same key for
     # the same user is not saved nor sent (a Celery task delivered twice).
     dedupe_key = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # When a tab first showed it (a toast, or the open inbox): "seen" is not
+    # "read", and what nobody saw may go into an email digest.
+    seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

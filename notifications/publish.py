@@ -36,16 +36,34 @@ def notify(
     url: str = "",
     data: dict | None = None,
     task_id: str | None = None,
+    kind: str = "",
+    collapse_key: str = "",
+    actions: list[dict[str, str]] | None = None,
     dedupe_key: str | None = None,
 ) -> Notification:
     """Save a notification for one user and push it to their open tabs after commit.
+
+    `kind` names what it is about ("export"; the person's preferences choose
+    channels per kind), `collapse_key` lets tabs show several close together
+    as one toast, and `actions` are up to two buttons
+    ([{"label": "Download", "url": "/files/1"}], http(s) or same-origin).
 
     With a `dedupe_key`, a second call with the same key for the same user
     saves nothing, sends the first notification again and returns it: the
     first caller may have died between saving and sending (clients drop
     duplicates by id).
     """
-    fields = validation.fields(title, body, level, url, data, task_id)
+    fields = validation.fields(
+        title,
+        body,
+        level,
+        url,
+        data,
+        task_id,
+        kind=kind,
+        collapse_key=collapse_key,
+        actions=actions,
+    )
     notification = _save(user_or_id, fields, dedupe_key)
     sender.send_on_commit(notification_events([notification]))
     return notification
@@ -60,10 +78,23 @@ async def anotify(
     url: str = "",
     data: dict | None = None,
     task_id: str | None = None,
+    kind: str = "",
+    collapse_key: str = "",
+    actions: list[dict[str, str]] | None = None,
     dedupe_key: str | None = None,
 ) -> Notification:
     """`notify()` for async code: saves in a thread, then sends on the running loop."""
-    fields = validation.fields(title, body, level, url, data, task_id)
+    fields = validation.fields(
+        title,
+        body,
+        level,
+        url,
+        data,
+        task_id,
+        kind=kind,
+        collapse_key=collapse_key,
+        actions=actions,
+    )
     notification = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
     await sender.send(await sync_to_async(notification_events)([notification]))
     return notification
@@ -97,9 +128,22 @@ def notify_many(
     url: str = "",
     data: dict | None = None,
     task_id: str | None = None,
+    kind: str = "",
+    collapse_key: str = "",
+    actions: list[dict[str, str]] | None = None,
 ) -> list[Notification]:
     """Save one notification per user in one insert and push each after commit."""
-    fields = validation.fields(title, body, level, url, data, task_id)
+    fields = validation.fields(
+        title,
+        body,
+        level,
+        url,
+        data,
+        task_id,
+        kind=kind,
+        collapse_key=collapse_key,
+        actions=actions,
+    )
     user_ids = list(dict.fromkeys(validation.user_ids(users)))
     with transaction.atomic():
         store.lock_users(user_ids)

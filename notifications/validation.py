@@ -6,8 +6,10 @@ The limits (notifications/limits.py) keep every message within one frame.
 """
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from notifications import limits, store
 from notifications.models import Level
@@ -15,8 +17,22 @@ from notifications.models import Level
 # How deep `data` may nest: msgpack (the channel layer) refuses beyond 511.
 DATA_MAX_DEPTH = 32
 
+# A kind is a short name, safe in a URL, a CSS class and a preference key.
+KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
-def fields(title: str, body: str, level: str, url: str, data: Any, task_id: Any) -> dict:
+
+def fields(
+    title: str,
+    body: str,
+    level: str,
+    url: str,
+    data: Any,
+    task_id: Any,
+    *,
+    kind: str = "",
+    collapse_key: str = "",
+    actions: Any = None,
+) -> dict:
     """Checked, normalised notification fields."""
     if level not in Level.values:
         raise ValueError(f"unknown level {level!r}: use one of {', '.join(Level.values)}")
@@ -29,7 +45,51 @@ def fields(title: str, body: str, level: str, url: str, data: Any, task_id: Any)
         "url": text("url", url, limits.URL_MAX),
         "data": _data(data),
         "task_id": "" if task_id is None else text("task_id", str(task_id), limits.TASK_ID_MAX),
+        "kind": _kind(kind),
+        "collapse_key": text("collapse_key", collapse_key, limits.COLLAPSE_KEY_MAX),
+        "actions": _actions(actions),
     }
+
+
+def _kind(kind: Any) -> str:
+    kind = text("kind", kind, limits.KIND_MAX)
+    if kind and not KIND_PATTERN.fullmatch(kind):
+        raise ValueError(f"kind {kind!r} may hold only a-z, 0-9, '.', '_' and '-'")
+    return kind
+
+
+def _actions(actions: Any) -> list[dict[str, str]]:
+    """Up to ACTIONS_MAX buttons, each {"label", "url"} with an http(s) or
+    same-origin url: anything else (javascript:, data:, //host) is refused here,
+    and the browser client checks again before it draws a link."""
+    if actions is None:
+        return []
+    if not isinstance(actions, list | tuple):
+        raise ValueError(f"actions must be a list, not {type(actions).__name__}")
+    if len(actions) > limits.ACTIONS_MAX:
+        raise ValueError(f"at most {limits.ACTIONS_MAX} actions, not {len(actions)}")
+    checked = []
+    for action in actions:
+        if not isinstance(action, dict) or action.keys() != {"label", "url"}:
+            raise ValueError('each action must be {"label": ..., "url": ...}')
+        label = text("action label", action["label"], limits.ACTION_LABEL_MAX)
+        if not label.strip():
+            raise ValueError("an action label must not be empty")
+        url = text("action url", action["url"], limits.ACTION_URL_MAX)
+        if not link(url):
+            raise ValueError(f"action url {url!r} must be http(s):// or a path on this site")
+        checked.append({"label": label, "url": url})
+    return checked
+
+
+def link(url: str) -> bool:
+    """Whether `url` may become a link: absolute http(s), or a path on this site."""
+    if any(c.isspace() or ord(c) < 32 for c in url) or "\\" in url:
+        return False
+    parts = urlsplit(url)
+    if parts.scheme:
+        return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return url.startswith("/") and not url.startswith("//")
 
 
 def text(name: str, value: Any, limit: int) -> str:

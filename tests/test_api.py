@@ -49,7 +49,18 @@ def test_list_is_newest_first_and_only_the_callers_own(alice, bob):
 
 
 def test_a_listed_notification_is_the_websocket_message_plus_read(alice):
-    n = notify(alice, "Report ready", body="6 regions", level="success", url="/r/1", task_id="t")
+    actions = [{"label": "Download", "url": "/r/1.pdf"}]
+    n = notify(
+        alice,
+        "Report ready",
+        body="6 regions",
+        level="success",
+        url="/r/1",
+        task_id="t",
+        kind="report",
+        collapse_key="reports",
+        actions=actions,
+    )
     (listed,) = signed_in(alice).get(LIST).json()["notifications"]
     assert listed == {
         "type": "notification",
@@ -60,6 +71,9 @@ def test_a_listed_notification_is_the_websocket_message_plus_read(alice):
         "url": "/r/1",
         "data": {},
         "task_id": "t",
+        "kind": "report",
+        "collapse_key": "reports",
+        "actions": actions,
         "created_at": n.created_at.isoformat(),
         "read": False,
     }

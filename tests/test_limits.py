@@ -42,6 +42,17 @@ REFUSED = {
     "a NUL in a data key": {"data": {"a\x00": 1}},
     "an unpaired surrogate": {"title": "caf\ud800"},
     "a task id over 255": {"task_id": "t" * 256},
+    "a kind with spaces": {"kind": "big export"},
+    "a kind over 64": {"kind": "k" * 65},
+    "a collapse key over 255": {"collapse_key": "c" * 256},
+    "three actions": {"actions": [{"label": "A", "url": "/a"}] * 3},
+    "a javascript: action": {"actions": [{"label": "Run", "url": "javascript:alert(1)"}]},
+    "a protocol-relative action": {"actions": [{"label": "Go", "url": "//evil.example/"}]},
+    "a backslash action": {"actions": [{"label": "Go", "url": "/\\evil.example/"}]},
+    "a data: action": {"actions": [{"label": "Go", "url": "data:text/html,hi"}]},
+    "an action with no label": {"actions": [{"label": " ", "url": "/a"}]},
+    "an action with more keys": {"actions": [{"label": "A", "url": "/a", "onclick": "x"}]},
+    "an action url over 500": {"actions": [{"label": "A", "url": "/" + "a" * 500}]},
 }
 
 
@@ -66,6 +77,12 @@ def test_the_limits_themselves_are_accepted(alice):
         url="u" * limits.URL_MAX,
         data={"n": 2**63 - 1, "m": -(2**63), "deep": nested(30)},
         task_id="i" * limits.TASK_ID_MAX,
+        kind="k" * limits.KIND_MAX,
+        collapse_key="c" * limits.COLLAPSE_KEY_MAX,
+        actions=[
+            {"label": "l" * limits.ACTION_LABEL_MAX, "url": "https://example.com/a"},
+            {"label": "Retry", "url": "/" + "r" * (limits.ACTION_URL_MAX - 1)},
+        ],
     )
     assert Notification.objects.count() == 1
 
@@ -115,7 +132,8 @@ async def test_the_largest_notification_notify_accepts_reaches_a_real_daphne(sta
             "c = chr(1)\n"
             "user = User.objects.get(username='limits-big')\n"
             f"n = notify(user, c * 200, body=c * 4000, url=c * 2000, task_id=c * 255,"
-            f" data={{'k': c * {data_chars}}})\n"
+            f" data={{'k': c * {data_chars}}}, kind='k' * 64, collapse_key=c * 255,"
+            " actions=[{'label': c * 40, 'url': '/' + chr(34) * 499}] * 2)\n"
             "result = n.pk",
         )
         notice = await tab.next()

@@ -26,6 +26,9 @@ def test_notify_saves_then_sends_to_the_users_group(alice, redis_server):
         "url": "/r/1",
         "data": {"k": 1},
         "task_id": None,
+        "kind": "",
+        "collapse_key": "",
+        "actions": [],
         "created_at": n.created_at.isoformat(),
     }
 
