@@ -17,13 +17,16 @@ TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
 
 @cache
-def redis_client(url: str, client_name: str | None = None) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, client_name=client_name, **TIMEOUTS)
+def redis_client(url: str, client_name: str | None = None, decode: bool = True) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=decode, client_name=client_name, **TIMEOUTS)
 
 
 @cache
 def sentinel_client(
-    sentinels: tuple[tuple[str, int], ...], master: str, client_name: str | None = None
+    sentinels: tuple[tuple[str, int], ...],
+    master: str,
+    client_name: str | None = None,
+    decode: bool = True,
 ) -> redis.Redis:
     """A client of the primary the sentinels currently name.
 
@@ -31,7 +34,7 @@ def sentinel_client(
     a failover the next command reaches the new primary without a restart.
     """
     manager = Sentinel(list(sentinels), sentinel_kwargs=TIMEOUTS, **TIMEOUTS)
-    return manager.master_for(master, decode_responses=True, client_name=client_name)
+    return manager.master_for(master, decode_responses=decode, client_name=client_name)
 
 
 def app_redis(client_name: str | None = None) -> redis.Redis:
@@ -46,12 +49,14 @@ def app_redis(client_name: str | None = None) -> redis.Redis:
     return redis_client(app_settings.REDIS_URL, client_name)
 
 
-def host_client(host: str | dict | tuple) -> redis.Redis:
-    """A client of one channel-layer host entry, in any form channels-redis accepts."""
+def host_client(host: str | dict | tuple, decode: bool = True) -> redis.Redis:
+    """A client of one channel-layer host entry, in any form channels-redis accepts;
+    `decode=False` for one that reads and writes bytes (the layer's messages)."""
     if isinstance(host, str):
-        return redis_client(host)
+        return redis_client(host, decode=decode)
     if isinstance(host, (tuple, list)):
-        return redis_client(f"redis://{host[0]}:{host[1]}/0")
+        return redis_client(f"redis://{host[0]}:{host[1]}/0", decode=decode)
     if "address" in host:
-        return redis_client(host["address"])
-    return sentinel_client(tuple(map(tuple, host["sentinels"])), host["master_name"])
+        return redis_client(host["address"], decode=decode)
+    sentinels = tuple(map(tuple, host["sentinels"]))
+    return sentinel_client(sentinels, host["master_name"], decode=decode)

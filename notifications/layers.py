@@ -49,7 +49,7 @@ from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import NoScriptError
 
-from notifications import metrics
+from notifications import clients, metrics
 
 log = logging.getLogger(__name__)
 
@@ -285,52 +285,104 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         SEND_CHUNK messages adds them all: a notice to 5,000 users costs about
         ten round trips instead of 20,000. Returns how many were over capacity.
         """
+        items_by_index: dict[int, list[tuple]] = {}
+        for index, host_pairs in self._by_host(pairs).items():
+            pipe = self.connection(index).pipeline(transaction=False)
+            self._read_members(pipe, host_pairs)
+            self._address(host_pairs, await pipe.execute(), items_by_index)
+        over_by_index = {}
+        for index, items in items_by_index.items():
+            for start in range(0, len(items), SEND_CHUNK):
+                chunk = items[start : start + SEND_CHUNK]
+                over_by_index.setdefault(index, []).extend(await self._add(index, chunk))
+        return self.repair(over_by_index)
+
+    def group_send_many_now(self, pairs: list[tuple[str, dict]]) -> dict[int, list[tuple]]:
+        """group_send_many for sync code, in the calling thread, with a sync client.
+
+        The same two round trips, without handing the events to an event
+        loop in another thread: a caller that keeps the GIL busy (a task
+        crunching numbers between its progress reports) would hold such a
+        thread back by up to the interpreter's switch interval (5 ms), and the
+        hand-over itself cost about as much as the database write. Raises on
+        any Redis error; returns the items that were over capacity, by host,
+        for `repair()` on an event loop.
+        """
+        items_by_index: dict[int, list[tuple]] = {}
+        for index, host_pairs in self._by_host(pairs).items():
+            pipe = self.sync_connection(index).pipeline(transaction=False)
+            self._read_members(pipe, host_pairs)
+            self._address(host_pairs, pipe.execute(), items_by_index)
+        over_by_index = {}
+        for index, items in items_by_index.items():
+            client = self.sync_connection(index)
+            for start in range(0, len(items), SEND_CHUNK):
+                chunk = items[start : start + SEND_CHUNK]
+                keys, args = self._script_arguments(chunk)
+                try:
+                    over = client.evalsha(GROUP_SEND_SHA, len(keys), *keys, *args)
+                except NoScriptError:
+                    over = client.eval(GROUP_SEND, len(keys), *keys, *args)
+                over_by_index.setdefault(index, []).extend(chunk[int(i) - 1] for i in over)
+        return {index: over for index, over in over_by_index.items() if over}
+
+    def sync_connection(self, index: int):
+        """A sync Redis client of host `index` (one pool per process)."""
+        return clients.host_client(self.hosts[index], decode=False)
+
+    def _by_host(self, pairs: list[tuple[str, dict]]) -> dict[int, list[tuple[str, dict]]]:
         by_host: dict[int, list[tuple[str, dict]]] = {}
         for group, message in pairs:
             assert self.require_valid_group_name(group), "Group name not valid"
             by_host.setdefault(self.consistent_hash(group), []).append((group, message))
-        items_by_index: dict[int, list[tuple]] = {}
-        for index, host_pairs in by_host.items():
-            pipe = self.connection(index).pipeline(transaction=False)
-            oldest = int(time.time()) - self.group_expiry
-            for group, _ in host_pairs:
-                key = self._group_key(group)
-                pipe.zremrangebyscore(key, min=0, max=oldest)
-                pipe.zrange(key, 0, -1)
-            replies = await pipe.execute()
-            for (group, message), members in zip(host_pairs, replies[1::2], strict=True):
-                if not members:
-                    continue
-                names = [member.decode("utf8") for member in members]
-                try:
-                    by_connection, payloads, capacities = self._map_channel_keys_to_connection(
-                        names, message
-                    )
-                except Exception as exc:  # e.g. an integer msgpack cannot hold
-                    # Serialised one by one, so one bad message is all that is lost.
-                    log.warning("dropped a message to %s that cannot be serialised: %r", group, exc)
-                    self._record("unserialisable", 1)
-                    continue
-                for target, keys in by_connection.items():
-                    items_by_index.setdefault(target, []).extend(
-                        (k, payloads[k], capacities[k]) for k in keys
-                    )
+        return by_host
+
+    def _read_members(self, pipe, host_pairs: list[tuple[str, dict]]) -> None:
+        """Queue, on a pipeline, the commands that read each group's live members."""
+        oldest = int(time.time()) - self.group_expiry
+        for group, _ in host_pairs:
+            key = self._group_key(group)
+            pipe.zremrangebyscore(key, min=0, max=oldest)
+            pipe.zrange(key, 0, -1)
+
+    def _address(
+        self, host_pairs: list[tuple[str, dict]], replies: list, items_by_index: dict
+    ) -> None:
+        """Add (key, payload, capacity) for each member to `items_by_index`."""
+        for (group, message), members in zip(host_pairs, replies[1::2], strict=True):
+            if not members:
+                continue
+            names = [m.decode("utf8") if isinstance(m, bytes) else m for m in members]
+            try:
+                by_connection, payloads, capacities = self._map_channel_keys_to_connection(
+                    names, message
+                )
+            except Exception as exc:  # e.g. an integer msgpack cannot hold
+                # Serialised one by one, so one bad message is all that is lost.
+                log.warning("dropped a message to %s that cannot be serialised: %r", group, exc)
+                self._record("unserialisable", 1)
+                continue
+            for target, keys in by_connection.items():
+                items_by_index.setdefault(target, []).extend(
+                    (k, payloads[k], capacities[k]) for k in keys
+                )
+
+    def repair(self, over_by_index: dict[int, list[tuple]]) -> int:
+        """Count what was over capacity and add it again in the background, on
+        the running loop; returns how many."""
         dropped = 0
-        for index, items in items_by_index.items():
-            for start in range(0, len(items), SEND_CHUNK):
-                over = await self._add(index, items[start : start + SEND_CHUNK])
-                if over:
-                    dropped += len(over)
-                    self._record("dropped", len(over))
-                    task = asyncio.ensure_future(self._repair(index, over))
-                    self._repairs.add(task)
-                    task.add_done_callback(self._repairs.discard)
+        for index, over in over_by_index.items():
+            if over:
+                dropped += len(over)
+                self._record("dropped", len(over))
+                task = asyncio.ensure_future(self._repair(index, over))
+                self._repairs.add(task)
+                task.add_done_callback(self._repairs.discard)
         if dropped:
             log.warning("%s message(s) over capacity; retrying", dropped)
         return dropped
 
-    async def _add(self, index: int, items: list[tuple]) -> list[tuple]:
-        """Add each (key, message, capacity) unless full; returns the items that were full."""
+    def _script_arguments(self, items: list[tuple]) -> tuple[list, list]:
         keys = [key for key, _, _ in items]
         args = [
             *(message for _, message, _ in items),
@@ -338,6 +390,11 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             time.time(),
             int(self.expiry),
         ]
+        return keys, args
+
+    async def _add(self, index: int, items: list[tuple]) -> list[tuple]:
+        """Add each (key, message, capacity) unless full; returns the items that were full."""
+        keys, args = self._script_arguments(items)
         target = self.connection(index)
         try:
             over = await target.evalsha(GROUP_SEND_SHA, len(keys), *keys, *args)

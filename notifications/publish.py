@@ -64,8 +64,8 @@ def notify(
         collapse_key=collapse_key,
         actions=actions,
     )
-    notification = _save(user_or_id, fields, dedupe_key)
-    sender.send_on_commit(notification_events([notification]))
+    notification, pairs = _save(user_or_id, fields, dedupe_key)
+    sender.send_on_commit(pairs)
     return notification
 
 
@@ -95,28 +95,34 @@ async def anotify(
         collapse_key=collapse_key,
         actions=actions,
     )
-    notification = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
-    await sender.send(await sync_to_async(notification_events)([notification]))
+    notification, pairs = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
+    await sender.send(pairs)
     return notification
 
 
-def _save(user_or_id: Any, fields: dict, dedupe_key: str | None) -> Notification:
-    """The saved notification: a new row, or the one saved before under `dedupe_key`."""
+def _save(
+    user_or_id: Any, fields: dict, dedupe_key: str | None
+) -> tuple[Notification, list[tuple[str, dict]]]:
+    """The saved notification (a new row, or the one saved before under
+    `dedupe_key`) and the (group, event) that announces it."""
     (user_id,) = validation.as_ids([user_or_id])
     if dedupe_key is not None:
         validation.text("dedupe_key", dedupe_key, limits.DEDUPE_KEY_MAX)
     notification = Notification(recipient_id=user_id, dedupe_key=dedupe_key, **fields)
     if dedupe_key is None:
-        saved = store.insert(notification)
+        previous = store.insert(notification)
     else:
         try:
             with transaction.atomic():
-                saved = store.insert(notification)
+                previous = store.insert(notification)
         except IntegrityError:
-            return Notification.objects.get(recipient_id=user_id, dedupe_key=dedupe_key)
-    if not saved:
+            saved = Notification.objects.get(recipient_id=user_id, dedupe_key=dedupe_key)
+            return saved, notification_events([saved])
+    if previous is None:
         raise validation.unknown_users([user_id])
-    return notification
+    return notification, [
+        (user_group(user_id), event(messages.notification(notification), previous))
+    ]
 
 
 def notify_many(

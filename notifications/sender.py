@@ -1,12 +1,15 @@
 """Hands (group, event) pairs to the channel layer: the only code that does.
 
-Async callers await `send()`. Sync callers `submit()` (or `send_on_commit()`)
-to one sender loop thread per process and return at once; `flush()` waits
-until what they queued is sent. A failed send is logged and counted, never
-raised: the rows are saved already, and clients catch up from the database.
+Async callers await `send()`. Sync callers `submit()` (or `send_on_commit()`):
+with notifications.layers the caller sends itself, through a sync Redis
+client, in two round trips; while Redis fails, and while earlier events
+still wait, their events go to one sender loop thread per process instead,
+and the caller returns at once; `flush()` waits until those are sent. A failed
+send is logged and counted, never raised: the rows are saved already, and
+clients catch up from the database.
 
-Any channel layer works. The sender thread and its batches are for a layer
-with `group_send_many` (notifications.layers). With any other layer sync
+Any channel layer works. The direct sends, the sender thread and its batches
+are for a layer with `group_send_many` (notifications.layers). With any other layer sync
 callers send in their own thread through `async_to_sync`, as channels
 documents: such a layer may be bound to the loop its consumers run on
 (InMemoryChannelLayer keeps asyncio queues), which only `async_to_sync` from
@@ -18,6 +21,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections import Counter, deque
 
 from asgiref.sync import async_to_sync
@@ -52,6 +56,9 @@ class _Sender:
     MAX_PENDING = 10_000
     # Events per round trip: a few script calls of notifications.layers.SEND_CHUNK.
     BATCH = 5_000
+    # After a direct send fails, callers queue instead for this long, so that a
+    # Redis that is down costs each call nothing, not a connect timeout.
+    DIRECT_PAUSE = 5.0
 
     def __init__(self) -> None:
         self._reset()
@@ -66,9 +73,31 @@ class _Sender:
         self._queued = 0  # events ever queued
         self._done = 0  # events ever sent or given up on
         self._sending = False
+        self._direct_after = 0.0  # when callers may send directly again
 
-    def submit(self, pairs: list[tuple[str, dict]]) -> None:
-        """Queue (group, event) pairs for sending and return at once."""
+    def submit(self, pairs: list[tuple[str, dict]], layer: object) -> None:
+        """Send (group, event) pairs now from this thread when nothing is queued
+        before them (so a user's events stay in call order), else queue them."""
+        with self._lock:
+            direct = self._queued == self._done and time.monotonic() >= self._direct_after
+        if direct:
+            try:
+                over = layer.group_send_many_now(pairs)
+            except Exception as exc:  # Redis down or slow: the sender thread retries
+                log.warning(
+                    "sending directly failed (%r); queueing for %ss", exc, self.DIRECT_PAUSE
+                )
+                with self._lock:
+                    self._direct_after = time.monotonic() + self.DIRECT_PAUSE
+            else:
+                count(pairs)
+                if over:
+                    asyncio.run_coroutine_threadsafe(_repair(layer, over), self._loop_now())
+                return
+        self.enqueue(pairs)
+
+    def enqueue(self, pairs: list[tuple[str, dict]]) -> None:
+        """Queue (group, event) pairs for the sender thread and return at once."""
         timeout = app_settings.SEND_TIMEOUT
         with self._lock:
             room = self._changed.wait_for(
@@ -108,6 +137,10 @@ class _Sender:
                 self._done += len(batch)
                 self._changed.notify_all()
 
+    def _loop_now(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            return self._running_loop()
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The sender's loop, started on first use (called with the lock held)."""
         if self._loop is None:
@@ -130,17 +163,32 @@ def batches(layer: object) -> bool:
 
 def submit(pairs: list[tuple[str, dict]]) -> None:
     """Send (group, event) pairs from sync code, in call order."""
-    if batches(get_channel_layer()):
-        _sender.submit(pairs)
+    layer = get_channel_layer()
+    if batches(layer):
+        _sender.submit(pairs, layer)
     else:
         async_to_sync(_send_in_time)(pairs)
+
+
+def _kinds(pairs: list[tuple[str, dict]]) -> Counter:
+    # A control event (sessions.py) carries no message for the browser.
+    return Counter(event.get("message", event)["type"] for _, event in pairs)
+
+
+def count(pairs: list[tuple[str, dict]]) -> None:
+    """Count sent events in the metrics, by message type."""
+    for kind, n in _kinds(pairs).items():
+        metrics.inc(f'notifications_published_total{{type="{kind}"}}', n)
+
+
+async def _repair(layer: object, over: dict[int, list[tuple]]) -> None:
+    layer.repair(over)
 
 
 async def send(pairs: list[tuple[str, dict]]) -> None:
     """group_send each (group, event), in order; in a few round trips when the
     layer batches, else one group_send at a time."""
-    # A control event (sessions.py) carries no message for the browser.
-    kinds = Counter(event.get("message", event)["type"] for _, event in pairs)
+    kinds = _kinds(pairs)
     layer = get_channel_layer()
     try:
         if batches(layer):
@@ -154,8 +202,7 @@ async def send(pairs: list[tuple[str, dict]]) -> None:
         log.warning("could not send %s message(s): %r", counts, exc)
         metrics.inc("notifications_publish_failures_total", len(pairs))
         return
-    for kind, n in kinds.items():
-        metrics.inc(f'notifications_published_total{{type="{kind}"}}', n)
+    count(pairs)
 
 
 async def _send_in_time(pairs: list[tuple[str, dict]]) -> None:

@@ -74,13 +74,15 @@ def lock_users(user_ids: list[int]) -> None:
         )
 
 
-def insert(notification: Notification) -> bool:
-    """Insert the row if its recipient exists, in one statement; False if not.
+def insert(notification: Notification) -> int | None:
+    """Insert the row if its recipient exists; the recipient's previous
+    notification id (0 for none), or None when there is no such recipient.
 
-    save() after a lookup of the user took two statements, and the ORM spent
-    longer compiling the insert than the database took to run it: this took
-    notify() from 1,360 to 1,720 calls/s on SQLite. The values go through each field's own
-    conversion, as save() does.
+    One round trip: save() after a lookup of the user took two statements, the
+    ORM spent longer compiling the insert than the database took to run it
+    (this took notify() from 1,360 to 1,720 calls/s on SQLite), and asking for
+    the previous id apart cost PostgreSQL a second round trip (see below). The
+    values go through each field's own conversion, as save() does.
 
     On PostgreSQL the statement first takes the recipient's transaction lock,
     so a user's ids are drawn in commit order: two transactions that each
@@ -88,28 +90,63 @@ def insert(notification: Notification) -> bool:
     holds the larger id, which is what replay by id needs (a tab that has seen
     id 11 must never miss an id 10 committed after it). SQLite writes one
     transaction at a time, so its ids are in commit order already.
+
+    The previous id must be read after the lock is held: a statement reads the
+    rows committed when it began, so one that waited for the lock would miss
+    the row of the transaction it waited for. On PostgreSQL a second statement
+    in the same query reads it (one query is one transaction in autocommit, so
+    the lock is still held); psycopg sends both at once when it binds
+    parameters itself, as Django's default cursor does.
     """
     qn = connection.ops.quote_name
     values = [f.get_db_prep_save(f.pre_save(notification, True), connection) for f in _COLUMNS]
     columns = ", ".join(qn(f.column) for f in _COLUMNS)
     users = qn(User._meta.db_table)
+    table = qn(Notification._meta.db_table)
+    pk = qn(Notification._meta.pk.column)
     lock, source, params = "", users, [*values, notification.recipient_id]
     if connection.vendor == "postgresql":
         # A volatile CTE runs before the row it joins is built, so before nextval().
         lock, source = f"WITH user_lock AS (SELECT {_lock_users_sql('%s')}) ", f"{users}, user_lock"
         params = [notification.recipient_id, *params]
     sql = (
-        f"{lock}INSERT INTO {qn(Notification._meta.db_table)} ({columns}) "
+        f"{lock}INSERT INTO {table} ({columns}) "
         f"SELECT {', '.join(['%s'] * len(values))} FROM {source} "
         f"WHERE {users}.{qn(User._meta.pk.column)} = %s "
-        f"RETURNING {qn(Notification._meta.pk.column)}"
+        f"RETURNING {pk}"
     )
+    previous_sql = f"SELECT MAX({pk}) FROM {table} WHERE recipient_id = %s AND {pk} < %s"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+        if _sends_many_statements(cursor):
+            # Under the lock, the new row is the recipient's newest: the previous
+            # one is the next below it.
+            cursor.execute(
+                f"{sql}; SELECT {pk} FROM {table} WHERE recipient_id = %s "
+                f"ORDER BY {pk} DESC LIMIT 1 OFFSET 1",
+                [*params, notification.recipient_id],
+            )
+            row = cursor.fetchone()
+            cursor.nextset()
+            previous = cursor.fetchone() or (0,)
+        else:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            if row:
+                cursor.execute(previous_sql, [notification.recipient_id, row[0]])
+                previous = cursor.fetchone() or (0,)
     if row is None:
-        return False
+        return None
     notification.pk = row[0]
     notification._state.adding = False
     notification._state.db = connection.alias
-    return True
+    return previous[0] or 0
+
+
+def _sends_many_statements(cursor: Any) -> bool:
+    """Whether the cursor can run two statements in one round trip: psycopg's
+    client-side binding cursor (Django's default on PostgreSQL) can."""
+    if connection.vendor != "postgresql":
+        return False
+    import psycopg
+
+    return isinstance(cursor.cursor, psycopg.ClientCursor)
