@@ -33,6 +33,14 @@ def tutorial_message(seq: int, stamp: dict) -> dict:
     }
 
 
+def crunch(until: float) -> None:
+    """Compute (pure Python, never releasing the GIL by choice) until `until`."""
+    total = 0
+    while monotonic() < until:
+        for i in range(500):
+            total += i * i
+
+
 class Publisher:
     def __init__(self) -> None:
         from bench.tutorial import send_notification
@@ -61,12 +69,15 @@ class Publisher:
         seq_start: int,
         seq_step: int,
         seed: int,
+        busy: bool = False,
     ) -> dict:
         """Send for `duration` seconds at `rate` per second (0: as fast as possible).
 
         Open loop: call k is due at start + k / rate. A publisher that falls
         behind shows up as an achieved rate below the target, and it stops at
-        1.5 x duration whatever it has sent.
+        1.5 x duration whatever it has sent. `busy` spends the time between
+        calls computing in Python instead of sleeping, holding the GIL as a
+        task crunching numbers between its progress reports does.
         """
         pick = random.Random(seed).choice
         sent: list[tuple[int, int]] = []
@@ -82,7 +93,9 @@ class Publisher:
                 if k >= rate * duration or now > hard_stop:
                     break
                 due = start + k / rate
-                if due > now:
+                if due > now and busy:
+                    crunch(due)
+                elif due > now:
                     time.sleep(due - now)
             elif now > stop_at:
                 break

@@ -69,6 +69,20 @@ def rows(size: dict) -> list[tuple[str, object, object, bool]]:
             True,
         ),
         ("  its loss (lost/sent)", _loss(get(ours, "ceiling")), _loss(get(tut, "ceiling")), False),
+        (
+            "all publishers together, calls /s",
+            get(ours, "ceiling_all", "calls_per_second"),
+            get(tut, "ceiling_all", "calls_per_second"),
+            True,
+        ),
+        (
+            "  their loss (lost/sent)",
+            _loss(get(ours, "ceiling_all")),
+            _loss(get(tut, "ceiling_all")),
+            False,
+        ),
+        ("busy caller: p50 ms over idle's", get(ours, "busy_caller", "p50_delta_ms"), None, False),
+        ("busy caller: p99 ms over idle's", get(ours, "busy_caller", "p99_delta_ms"), None, False),
     ]
     by_rate = {}
     for kind, result in (("ours", ours), ("tutorial", tut)):
@@ -122,6 +136,10 @@ def _loss(result) -> str | None:
     )
 
 
+def _signed(value) -> str:
+    return "-" if value is None else f"{value:+.1f}"
+
+
 def _bloss(result) -> str | None:
     return None if not result else f"{result['lost']}/{result['users']}"
 
@@ -129,8 +147,9 @@ def _bloss(result) -> str | None:
 def table(results: dict) -> str:
     lines = []
     for size in results["sizes"]:
+        database = size.get("database", results["meta"].get("database", "sqlite"))
         lines.append(
-            f"\n{size['users']:,} users ({results['meta'].get('database', 'sqlite')}, "
+            f"\n{size['users']:,} users ({database}, "
             f"{results['meta']['publishers']} publisher processes, "
             f"{results['meta']['clients']} client processes)"
         )
@@ -139,6 +158,69 @@ def table(results: dict) -> str:
         for label, ours, tut, ratio in rows(size):
             shown = _ratio(ours, tut) if ratio else ""
             lines.append(f"{label:36} {_fmt(ours):>14} {_fmt(tut):>14} {shown:>14}")
+    return "\n".join(lines)
+
+
+def comparison(results: dict) -> str:
+    """PostgreSQL against SQLite (and the tutorial) in one run of `--database both`:
+    the ratios issue 11 sets targets for."""
+    by_db = {(s.get("database"), s["users"]): s for s in results["sizes"]}
+    lines = []
+    for size in sorted({users for _, users in by_db}):
+        lite, pg = by_db.get(("sqlite", size)), by_db.get(("postgresql", size))
+        if not (lite and pg):
+            continue
+        tut = lite.get("tutorial", {})
+
+        def ours(entry: dict, *keys):
+            value = entry.get("ours", {})
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            return value
+
+        lines.append(f"\n{size:,} users: PostgreSQL against SQLite, one run")
+        agg_pg, agg_lite = (
+            ours(pg, "ceiling_all", "calls_per_second"),
+            ours(lite, "ceiling_all", "calls_per_second"),
+        )
+        tut_one = tut.get("ceiling", {}).get("calls_per_second")
+        lines.append(
+            f"  all publishers, notify()/s: PostgreSQL {_fmt(agg_pg)}, SQLite {_fmt(agg_lite)}: "
+            f"{_ratio(agg_pg, agg_lite)}x (target >= 0.8); tutorial's publisher "
+            f"{_fmt(tut_one)}: {_ratio(agg_pg, tut_one)}x (target >= 5)"
+        )
+        one_pg, one_lite = (
+            ours(pg, "ceiling", "calls_per_second"),
+            ours(lite, "ceiling", "calls_per_second"),
+        )
+        lines.append(
+            f"  one publisher flat out: PostgreSQL {_fmt(one_pg)}, SQLite {_fmt(one_lite)}: "
+            f"{_ratio(one_pg, one_lite)}x"
+        )
+        pg_rates = {r["target_rate"]: r for r in ours(pg, "rates") or []}
+        lite_rates = {r["target_rate"]: r for r in ours(lite, "rates") or []}
+        top = ours(pg, "sustained_rate") or max(pg_rates, default=None)
+        if top in pg_rates and top in lite_rates:
+            p99_pg, p99_lite = pg_rates[top]["p99_ms"], lite_rates[top]["p99_ms"]
+            lines.append(
+                f"  p99 at {top:g}/s: PostgreSQL {_fmt(p99_pg)} ms, SQLite {_fmt(p99_lite)} ms: "
+                f"{_ratio(p99_pg, p99_lite)}x (target <= 1.2)"
+            )
+        for entry in (lite, pg):
+            busy = ours(entry, "busy_caller") or {}
+            if busy:
+                lines.append(
+                    f"  busy caller on {entry['database']}: "
+                    f"p50 {_signed(busy['p50_delta_ms'])} ms, "
+                    f"p99 {_signed(busy['p99_delta_ms'])} ms over an idle one (target <= 2)"
+                )
+        lost = sum(
+            r.get("lost", 0)
+            for entry in (lite, pg)
+            for phase in ("ceiling", "ceiling_all")
+            for r in [ours(entry, phase) or {}]
+        ) + sum(r["lost"] for entry in (lite, pg) for r in ours(entry, "rates") or [])
+        lines.append(f"  lost, ours, every phase above: {lost}")
     return "\n".join(lines)
 
 
@@ -217,6 +299,7 @@ if __name__ == "__main__":
     # Redraw from saved results: python -m bench.report results.json [docs]
     data = json.loads(Path(sys.argv[1]).read_text())
     print(table(data))
+    print(comparison(data))
     if len(sys.argv) > 2:
         for p in plots(data, Path(sys.argv[2])):
             print(f"Plot: {p}")

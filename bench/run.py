@@ -122,9 +122,10 @@ def latency_summary(latencies: list[float]) -> dict:
 class Run:
     """One size: N users, their sockets and the publishers, for both consumers."""
 
-    def __init__(self, args: argparse.Namespace, size: int, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, size: int, workdir: Path, database: str) -> None:
         self.args = args
         self.size = size
+        self.database_kind = database
         self.workdir = workdir
         self.phase = 0
         self.ctx = multiprocessing.get_context("spawn")
@@ -133,7 +134,7 @@ class Run:
         self.redis = RedisServer(self.workdir / "redis").start()
         self.database = None
         database_url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
-        if self.args.database == "postgresql":
+        if self.database_kind == "postgresql":
             self.database = PostgresDatabase(self.args.postgres, prefix="bench")
             database_url = self.database.create()
         self.env = bench_env(self.redis.url, database_url)
@@ -191,6 +192,10 @@ class Run:
             self.targets = sorted(u for c in self.clients for u in c.call("connected"))
             with self.profiled(kind, "ceiling"):
                 result["ceiling"] = self.ceiling(kind)
+            with self.profiled(kind, "ceiling_all"):
+                result["ceiling_all"] = self.ceiling_all(kind)
+            if kind == "ours":
+                result["busy_caller"] = self.busy_caller(kind)
             result["rates"] = []
             for rate in self.args.rates:
                 with self.profiled(kind, f"rate{rate:g}"):
@@ -340,6 +345,54 @@ class Run:
             **self.deliveries(phase, reply["sent"]),
         }
         log(f"[{self.size} users] {kind}: one publisher: {result['calls_per_second']} calls/s")
+        return result
+
+    def ceiling_all(self, kind: str) -> dict:
+        """Every publisher process calling as fast as it can, as Celery worker
+        processes do: their aggregate rate."""
+        phase = self.next_phase()
+        seconds = self.args.ceiling_seconds
+        count = len(self.publishers)
+        replies = all_call(
+            self.publishers,
+            [
+                ("rate", kind, phase, 0, seconds, self.targets, i, count, phase * 100 + i)
+                for i in range(count)
+            ],
+            timeout=seconds * 3 + 60,
+        )
+        sent = [pair for reply in replies for pair in reply["sent"]]
+        result = {
+            "publishers": count,
+            "calls_per_second": round(len(sent) / max(r["seconds"] for r in replies), 1),
+            "failures": sum(r["failures"] for r in replies),
+            **self.deliveries(phase, sent),
+        }
+        log(
+            f"[{self.size} users] {kind}: {count} publishers together: "
+            f"{result['calls_per_second']} calls/s, lost {result['lost']}/{result['sent']}"
+        )
+        return result
+
+    def busy_caller(self, kind: str) -> dict:
+        """Task-to-browser latency at 100 calls/s from one publisher that sleeps
+        between calls, then from one that computes between them (GIL held)."""
+        result = {}
+        for mode in ("idle", "busy"):
+            phase = self.next_phase()
+            reply = self.publishers[0].call(
+                "rate", kind, phase, 100, 3.0, self.targets, 0, 1, phase, mode == "busy"
+            )
+            result[mode] = self.deliveries(phase, reply["sent"])
+        for q in ("p50_ms", "p99_ms"):
+            busy, idle = result["busy"][q], result["idle"][q]
+            delta = None if busy is None or idle is None else round(busy - idle, 2)
+            result[q.replace("_ms", "_delta_ms")] = delta
+        log(
+            f"[{self.size} users] {kind}: busy caller p50 {result['busy']['p50_ms']} ms, "
+            f"idle {result['idle']['p50_ms']} ms (p99 {result['busy']['p99_ms']} / "
+            f"{result['idle']['p99_ms']} ms)"
+        )
         return result
 
     def at_rate(self, kind: str, rate: float, daphne: Daphne) -> dict:
@@ -494,10 +547,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--database",
-        choices=["auto", "postgresql", "sqlite"],
+        choices=["auto", "postgresql", "sqlite", "both"],
         default="auto",
         help="auto: PostgreSQL when one answers at --postgres (a database of its own, "
-        "dropped after), else SQLite",
+        "dropped after), else SQLite; both: SQLite, then PostgreSQL, in one run, with "
+        "their ratios (the tutorial, which writes nothing, runs once)",
     )
     parser.add_argument(
         "--postgres",
@@ -555,22 +609,30 @@ def main(argv: list[str] | None = None) -> int:
         + (f" at {args.postgres}" if args.database == "postgresql" else "")
     )
     began = monotonic()
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        for size in args.users:
-            workdir = Path(tmp) / f"n{size}"
-            with Run(args, size, workdir) as run:
-                entry = {"users": size, "setup_seconds": round(run.setup_seconds, 2)}
-                for kind in args.kinds:
-                    entry[kind] = run.kind(kind)
-                results["sizes"].append(entry)
-            logs = BASE_DIR / "bench" / "results" / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            for path in workdir.glob("daphne-*.log"):
-                shutil.copy(path, logs / path.name)
+        for number, database in enumerate(databases):
+            kinds = args.kinds if number == 0 else [k for k in args.kinds if k != "tutorial"]
+            for size in args.users:
+                workdir = Path(tmp) / f"{database}-n{size}"
+                with Run(args, size, workdir, database) as run:
+                    entry = {
+                        "users": size,
+                        "database": database,
+                        "setup_seconds": round(run.setup_seconds, 2),
+                    }
+                    for kind in kinds:
+                        entry[kind] = run.kind(kind)
+                    results["sizes"].append(entry)
+                logs = BASE_DIR / "bench" / "results" / "logs"
+                logs.mkdir(parents=True, exist_ok=True)
+                for path in workdir.glob("daphne-*.log"):
+                    shutil.copy(path, logs / path.name)
     results["meta"]["seconds"] = round(monotonic() - began, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(report.table(results))
+    print(report.comparison(results))
     print(f"\nJSON: {args.out}")
     if args.plots:
         for path in report.plots(results, args.plots):
