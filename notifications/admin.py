@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 
-from notifications.models import Notification
+from notifications.models import Notification, Preference
 
 
 class ReadFilter(admin.SimpleListFilter):
@@ -19,10 +19,33 @@ class ReadFilter(admin.SimpleListFilter):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["id", "recipient", "level", "title", "task_id", "created_at", "read_at"]
+    list_display = [
+        "id",
+        "recipient",
+        "level",
+        "kind",
+        "title",
+        "task_id",
+        "created_at",
+        "read_at",
+        "emailed_at",
+    ]
     list_filter = ["level", ReadFilter, "created_at"]
     search_fields = ["title", "body", f"recipient__{get_user_model().USERNAME_FIELD}", "task_id"]
     list_select_related = ["recipient"]
     raw_id_fields = ["recipient"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at"]
+
+
+@admin.register(Preference)
+class PreferenceAdmin(admin.ModelAdmin):
+    """Each person's channels, digest interval and quiet hours (the API checks what
+    people set; an operator editing here is trusted)."""
+
+    list_display = ["user", "digest", "quiet_start", "quiet_end", "time_zone", "updated_at"]
+    list_filter = ["digest"]
+    search_fields = [f"user__{get_user_model().USERNAME_FIELD}"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["updated_at"]
