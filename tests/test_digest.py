@@ -1,6 +1,7 @@
 """The email digest, sent through Django's SMTP backend to a real SMTP server process."""
 
 import re
+import sys
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from notifications.celery import beat
 from notifications.celery.tasks import send_digests
 from notifications.models import Notification, Preference
 from tests.smtp import SmtpServer
+from tests.stack import running, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -308,3 +310,49 @@ def test_beat_schedules_the_digest_task_once_the_site_url_is_set(mail, django_us
     add(kim, "From the task", timezone.now())
     assert send_digests.apply().get() == 1
     assert listed(*mail.to("kim@example.com")) == ["From the task"]
+
+
+@pytest.mark.e2e
+def test_celery_beat_has_a_real_worker_send_each_digest_once(tmp_path_factory, smtp):
+    smtp.clear()
+    env = {
+        "NOTIFICATIONS_SITE_URL": SITE,
+        "NOTIFICATIONS_DIGEST_EVERY": "1",
+        "NOTIFICATIONS_DIGEST_AFTER_MINUTES": "0",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp.port),
+        "DEFAULT_FROM_EMAIL": "notices@notify.example.com",
+    }
+    workdir = tmp_path_factory.mktemp("digest-stack")
+    with running(workdir, "digest-stack", env=env) as stack:
+        stack.shell_json(
+            "from django.contrib.auth.models import User\n"
+            "from notifications import notify\n"
+            "lou = User.objects.create_user('digest-lou', email='lou@example.com')\n"
+            "notify(lou, 'Sent by beat', level='warning')\n"
+            "result = lou.pk"
+        )
+        stack._spawn(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "beat",
+                "--schedule",
+                str(workdir / "beat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
+        )
+        (message,) = wait_for(lambda: smtp.to("lou@example.com"), 60, "the digest to arrive")
+        assert listed(message) == ["Sent by beat"]
+        # Beat keeps running the task every second; none of those runs sends it again.
+        wait_for(
+            lambda: len(re.findall(r"send_digests\[\S+\] succeeded", stack.log("worker"))) >= 4,
+            60,
+            "beat to run the digest task again",
+        )
+        assert len(smtp.to("lou@example.com")) == 1
