@@ -356,3 +356,17 @@ def test_celery_beat_has_a_real_worker_send_each_digest_once(tmp_path_factory, s
             "beat to run the digest task again",
         )
         assert len(smtp.to("lou@example.com")) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "link"),
+    [
+        ("/files/1", f"{SITE}/files/1"),
+        ("https://elsewhere.example.org/x", "https://elsewhere.example.org/x"),
+        ("", f"{SITE}/"),
+        ("javascript:alert(1)", f"{SITE}/"),
+        ("//evil.example.com/", f"{SITE}/"),
+    ],
+)
+def test_an_emailed_link_is_absolute_and_never_a_script(url, link):
+    assert digest.absolute_link(url, SITE) == link

@@ -286,3 +286,25 @@ def test_critical_is_read_only_and_ignored_in_a_put(alice):
 def test_other_methods_answer_405(alice):
     assert signed_in(alice).post(URL, {}).status_code == 405
     assert signed_in(alice).delete(URL).status_code == 405
+
+
+# --- The operator's side ---------------------------------------------------------
+
+
+def test_the_checks_refuse_an_unknown_digest_default_or_critical_level(settings):
+    from notifications.checks import preference_settings
+
+    assert preference_settings(None) == []
+    settings.NOTIFICATIONS_DIGEST_DEFAULT = "weekly"
+    settings.NOTIFICATIONS_CRITICAL_LEVELS = ("error", "fatal")
+    assert [e.id for e in preference_settings(None)] == ["notifications.E001", "notifications.E002"]
+
+
+def test_the_admin_lists_and_edits_preferences(admin_client, alice):
+    Preference.objects.create(user=alice, digest="daily", time_zone="Europe/Berlin")
+    listing = admin_client.get("/admin/notifications/preference/")
+    assert listing.status_code == 200
+    assert b"Europe/Berlin" in listing.content
+    page = admin_client.get(f"/admin/notifications/preference/{alice.pk}/change/")
+    assert page.status_code == 200
+    assert b"quiet_start" in page.content
