@@ -177,9 +177,9 @@ def _checked(payload: Any) -> dict[str, Any]:
     for level in critical_levels():
         if set(levels.get(level, CHANNELS)) != set(CHANNELS):
             raise ValueError(f"level {level!r} is critical and cannot be muted")
+    if isinstance(payload["kinds"], dict) and len(payload["kinds"]) > KINDS_MAX:
+        raise ValueError(f"at most {KINDS_MAX} kinds, not {len(payload['kinds'])}")
     kinds = _channel_map("kinds", payload["kinds"], _kind)
-    if len(kinds) > KINDS_MAX:
-        raise ValueError(f"at most {KINDS_MAX} kinds, not {len(kinds)}")
     digest = payload["digest"]
     if digest not in Digest.values:
         raise ValueError(f"digest must be one of {', '.join(Digest.values)}, not {digest!r}")
