@@ -317,6 +317,8 @@ NOTIFICATIONS_DIGEST_EVERY = float(os.getenv("NOTIFICATIONS_DIGEST_EVERY", "300"
 NOTIFICATIONS_DIGEST_DEFAULT = os.getenv("NOTIFICATIONS_DIGEST_DEFAULT", "hourly")
 # Levels nobody can mute (comma-separated; empty: none).
 NOTIFICATIONS_CRITICAL_LEVELS = envlist("NOTIFICATIONS_CRITICAL_LEVELS", "error")
+# Kinds the preferences panel offers before anyone chose for them (comma-separated).
+NOTIFICATIONS_KINDS = envlist("NOTIFICATIONS_KINDS")
 # Outgoing email (the digest), through Django's SMTP backend.
 EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25)

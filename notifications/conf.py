@@ -60,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
     # Levels nobody can mute: push and the digest take them whatever a person's
     # channel choices and quiet hours say (only turning the digest off stops its email).
     "CRITICAL_LEVELS": ("error",),
+    # Kinds the preferences panel offers even before a person chose for them
+    # (("export", "import")); any other kind a person set is shown too.
+    "KINDS": (),
     # The email digest: what nobody saw for this many minutes goes into the
     # next one; the interval of a person without preferences (off, hourly, daily);
     # seconds between beat's runs (0 leaves the entry out); and the site's

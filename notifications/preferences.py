@@ -122,7 +122,8 @@ def recipients(
 
 
 def as_json(choices: Choices) -> dict[str, Any]:
-    """Preferences as the API shows them: every level spelled out, critical ones marked."""
+    """Preferences as the API shows them: every level spelled out, critical ones
+    marked, and the operator's NOTIFICATIONS_KINDS beside the person's own kinds."""
     critical = critical_levels()
     quiet = None
     if choices.quiet_start is not None and choices.quiet_end is not None:
@@ -137,7 +138,10 @@ def as_json(choices: Choices) -> dict[str, Any]:
             else list(choices.levels.get(level, CHANNELS))
             for level in Level.values
         },
-        "kinds": {kind: list(channels) for kind, channels in choices.kinds.items()},
+        "kinds": {
+            **{kind: list(CHANNELS) for kind in app_settings.KINDS},
+            **{kind: list(channels) for kind, channels in choices.kinds.items()},
+        },
         "critical": [level for level in Level.values if level in critical],
         "digest": choices.digest,
         "quiet_hours": quiet,
@@ -177,9 +181,15 @@ def _checked(payload: Any) -> dict[str, Any]:
     for level in critical_levels():
         if set(levels.get(level, CHANNELS)) != set(CHANNELS):
             raise ValueError(f"level {level!r} is critical and cannot be muted")
-    if isinstance(payload["kinds"], dict) and len(payload["kinds"]) > KINDS_MAX:
-        raise ValueError(f"at most {KINDS_MAX} kinds, not {len(payload['kinds'])}")
-    kinds = _channel_map("kinds", payload["kinds"], _kind)
+    # A kind with every channel is the same as one not named: not kept, not counted
+    # (the panel sends back each of the operator's NOTIFICATIONS_KINDS).
+    kinds = {
+        kind: channels
+        for kind, channels in _channel_map("kinds", payload["kinds"], _kind).items()
+        if set(channels) != set(CHANNELS)
+    }
+    if len(kinds) > KINDS_MAX:
+        raise ValueError(f"at most {KINDS_MAX} kinds with fewer channels, not {len(kinds)}")
     digest = payload["digest"]
     if digest not in Digest.values:
         raise ValueError(f"digest must be one of {', '.join(Digest.values)}, not {digest!r}")

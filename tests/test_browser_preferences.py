@@ -89,3 +89,25 @@ def test_the_panel_says_why_the_server_refused_and_keeps_what_was_saved(stack: S
     expect(form.get_by_role("status")).to_contain_text("time_zone must be an IANA time zone name")
     saved = page.request.get(stack.base_url + PREFERENCES).json()
     assert saved["quiet_hours"] is None
+
+
+def test_a_kind_the_person_set_is_offered_and_saved_beside_the_levels(stack: Stack, context):
+    stack.create_users("prefs-rosa")
+    page = sign_in(context, stack, "prefs-rosa")
+    token = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
+    current = page.request.get(stack.base_url + PREFERENCES).json()
+    current["kinds"] = {"export": ["email"]}
+    answer = page.request.put(
+        stack.base_url + PREFERENCES,
+        data=current,
+        headers={"X-CSRFToken": token, "Referer": stack.base_url + "/"},
+    )
+    assert answer.ok, answer.text()
+
+    form = open_preferences(page)
+    expect(form.get_by_role("checkbox", name="Push for export notices")).not_to_be_checked()
+    form.get_by_role("checkbox", name="Push for export notices").check()
+    form.get_by_role("checkbox", name="Email digest for export notices").uncheck()
+    form.get_by_role("button", name="Save").click()
+    expect(form.get_by_role("status")).to_have_text("Saved.")
+    assert page.request.get(stack.base_url + PREFERENCES).json()["kinds"] == {"export": ["push"]}

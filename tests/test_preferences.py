@@ -308,3 +308,13 @@ def test_the_admin_lists_and_edits_preferences(admin_client, alice):
     page = admin_client.get(f"/admin/notifications/preference/{alice.pk}/change/")
     assert page.status_code == 200
     assert b"quiet_start" in page.content
+
+
+def test_the_operators_kinds_are_offered_and_a_kind_with_every_channel_is_not_kept(alice, settings):
+    settings.NOTIFICATIONS_KINDS = ("export", "import")
+    client = signed_in(alice)
+    shown = client.get(URL).json()["kinds"]
+    assert shown == {"export": ["push", "email"], "import": ["push", "email"]}
+    response = put(client, valid(kinds={**shown, "import": ["push"], "backup": ["email", "push"]}))
+    assert response.json()["kinds"] == {"export": ["push", "email"], "import": ["push"]}
+    assert Preference.objects.get(user=alice).channels["kinds"] == {"import": ["push"]}

@@ -1,8 +1,9 @@
 // The preferences panel inside the inbox: which channels beyond the inbox
 // (push, the email digest) each level takes, how often the digest comes, and
-// quiet hours for push. It reads and replaces them through the preferences
-// API (GET, then PUT with the CSRF token) and keeps the kinds an application
-// set as they are. Loaded after widget.js; no dependencies, no build step.
+// quiet hours for push; the same per kind, for the kinds the operator lists
+// (NOTIFICATIONS_KINDS) or the person set. It reads and replaces them through
+// the preferences API (GET, then PUT with the CSRF token). Loaded after
+// widget.js; no dependencies, no build step.
 (function () {
   "use strict";
 
@@ -75,36 +76,12 @@
 
   function draw(prefs) {
     form.replaceChildren();
-    const channels = element("fieldset", "nw-prefs-group");
-    channels.append(element("legend", "", "Besides the inbox, tell me by"));
-    const table = element("table", "nw-prefs-table");
-    const head = element("tr");
-    head.append(element("th", "", "Level"));
-    for (const [, label] of CHANNELS) head.append(element("th", "", label));
-    table.append(head);
-    for (const [level, chosen] of Object.entries(prefs.levels)) {
-      const critical = prefs.critical.includes(level);
-      const row = element("tr");
-      const name = element("th", "", LEVEL_NAMES[level] || level);
-      name.scope = "row";
-      if (critical) name.append(element("span", "nw-prefs-note", " (always)"));
-      row.append(name);
-      for (const [channel, label] of CHANNELS) {
-        const cell = element("td");
-        const box = element("input");
-        box.type = "checkbox";
-        box.dataset.level = level;
-        box.dataset.channel = channel;
-        box.checked = critical || chosen.includes(channel);
-        box.disabled = critical; // an operator's critical level cannot be muted
-        box.setAttribute("aria-label", label + " for " + (LEVEL_NAMES[level] || level));
-        cell.append(box);
-        row.append(cell);
-      }
-      table.append(row);
+    form.append(
+      channelTable("Besides the inbox, tell me by", "Level", "level", prefs.levels, prefs.critical, LEVEL_NAMES),
+    );
+    if (Object.keys(prefs.kinds).length) {
+      form.append(channelTable("And for these kinds of notice", "Kind", "kind", prefs.kinds, [], {}));
     }
-    channels.append(table);
-    form.append(channels);
 
     const digest = element("select");
     digest.name = "digest";
@@ -144,6 +121,42 @@
     form.append(actions);
   }
 
+  // A table of checkboxes, one row per level (or kind) and one column per
+  // channel; a critical row is shown on and cannot be switched off.
+  function channelTable(legend, heading, key, rows, critical, names) {
+    const group = element("fieldset", "nw-prefs-group");
+    group.append(element("legend", "", legend));
+    const table = element("table", "nw-prefs-table");
+    const head = element("tr");
+    head.append(element("th", "", heading));
+    for (const [, label] of CHANNELS) head.append(element("th", "", label));
+    table.append(head);
+    for (const [name, chosen] of Object.entries(rows)) {
+      const locked = critical.includes(name);
+      const row = element("tr");
+      const title = element("th", "", names[name] || name);
+      title.scope = "row";
+      if (locked) title.append(element("span", "nw-prefs-note", " (always)"));
+      row.append(title);
+      for (const [channel, label] of CHANNELS) {
+        const cell = element("td");
+        const box = element("input");
+        box.type = "checkbox";
+        box.dataset[key] = name;
+        box.dataset.channel = channel;
+        box.checked = locked || chosen.includes(channel);
+        box.disabled = locked;
+        const what = key === "kind" ? name + " notices" : names[name] || name;
+        box.setAttribute("aria-label", label + " for " + what);
+        cell.append(box);
+        row.append(cell);
+      }
+      table.append(row);
+    }
+    group.append(table);
+    return group;
+  }
+
   function labelled(text, control, after) {
     const label = element("label", "nw-prefs-field");
     const words = element("span", "", text);
@@ -161,21 +174,25 @@
   }
 
   function collected() {
-    const levels = {};
-    for (const level of Object.keys(current.levels)) levels[level] = [];
-    for (const box of form.querySelectorAll("input[data-level]")) {
-      if (box.checked) levels[box.dataset.level].push(box.dataset.channel);
-    }
     const quietOn = form.elements.quiet.checked;
     return {
-      levels,
-      kinds: current.kinds, // set by applications through the API; kept as they are
+      levels: checked("level", current.levels),
+      kinds: checked("kind", current.kinds),
       digest: form.elements.digest.value,
       quiet_hours: quietOn
         ? { start: form.elements.quiet_start.value, end: form.elements.quiet_end.value }
         : null,
       time_zone: form.elements.time_zone.value.trim() || "UTC",
     };
+  }
+
+  function checked(key, rows) {
+    const chosen = {};
+    for (const name of Object.keys(rows)) chosen[name] = [];
+    for (const box of form.querySelectorAll("input[data-" + key + "]")) {
+      if (box.checked) chosen[box.dataset[key]].push(box.dataset.channel);
+    }
+    return chosen;
   }
 
   function say(text, failed) {
