@@ -56,8 +56,8 @@ def channel_layer(app_configs, **kwargs) -> list[checks.CheckMessage]:
 
 
 def preference_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """Errors for a digest default or a critical level that does not exist: with
-    either, people would silently get no digest, or a level nobody can mute."""
+    """Errors for a digest default, critical level or kind that cannot exist: people
+    would silently get no digest, a level nobody can mute, or a kind never sent."""
     from notifications.conf import app_settings
     from notifications.models import Digest, Level
 
@@ -77,6 +77,17 @@ def preference_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 f"NOTIFICATIONS_CRITICAL_LEVELS names unknown level(s) {unknown}.",
                 hint=f"Use levels of {', '.join(Level.values)}.",
                 id="notifications.E002",
+            )
+        )
+    from notifications.validation import KIND_PATTERN
+
+    bad_kinds = [kind for kind in app_settings.KINDS if not KIND_PATTERN.fullmatch(str(kind))]
+    if bad_kinds:
+        found.append(
+            checks.Error(
+                f"NOTIFICATIONS_KINDS names kind(s) notify() would refuse: {bad_kinds}.",
+                hint="A kind holds only a-z, 0-9, '.', '_' and '-'.",
+                id="notifications.E003",
             )
         )
     return found

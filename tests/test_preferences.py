@@ -291,13 +291,18 @@ def test_other_methods_answer_405(alice):
 # --- The operator's side ---------------------------------------------------------
 
 
-def test_the_checks_refuse_an_unknown_digest_default_or_critical_level(settings):
+def test_the_checks_refuse_an_unknown_digest_default_critical_level_or_kind(settings):
     from notifications.checks import preference_settings
 
     assert preference_settings(None) == []
     settings.NOTIFICATIONS_DIGEST_DEFAULT = "weekly"
     settings.NOTIFICATIONS_CRITICAL_LEVELS = ("error", "fatal")
-    assert [e.id for e in preference_settings(None)] == ["notifications.E001", "notifications.E002"]
+    settings.NOTIFICATIONS_KINDS = ("export", "Big Exports")
+    assert [e.id for e in preference_settings(None)] == [
+        "notifications.E001",
+        "notifications.E002",
+        "notifications.E003",
+    ]
 
 
 def test_the_admin_lists_and_edits_preferences(admin_client, alice):
