@@ -46,6 +46,9 @@ def send_due(now: datetime) -> int:
     if not site:
         log.warning("no email digest: set NOTIFICATIONS_SITE_URL so its links can work")
         return 0
+    if not has_field(email_field()):
+        log.warning("no email digest: the user model has no %r field", email_field())
+        return 0
     due = _due_users(now)
     sent = 0
     for user_id, choices in due.items():
