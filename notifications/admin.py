@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
+from notifications import preferences
 from notifications.models import Notification, Preference
 
 
@@ -38,10 +41,32 @@ class NotificationAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at"]
 
 
+class PreferenceForm(forms.ModelForm):
+    class Meta:
+        model = Preference
+        fields = "__all__"
+
+    def clean(self) -> dict:
+        # A row push and the digest cannot read would fail them for everyone
+        # in the same batch: the API's rules hold here too.
+        data = super().clean()
+        try:
+            preferences.check_row(
+                data.get("channels"),
+                data.get("quiet_start"),
+                data.get("quiet_end"),
+                data.get("time_zone"),
+            )
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return data
+
+
 @admin.register(Preference)
 class PreferenceAdmin(admin.ModelAdmin):
-    """Each person's channels, digest interval and quiet hours (the API checks what
-    people set; an operator editing here is trusted)."""
+    """Each person's channels, digest interval and quiet hours, checked as the API checks them."""
+
+    form = PreferenceForm
 
     list_display = ["user", "digest", "quiet_start", "quiet_end", "time_zone", "updated_at"]
     list_filter = ["digest"]

@@ -168,6 +168,27 @@ def set_digest(user_id: int, digest: str) -> None:
     Preference.objects.update_or_create(user_id=user_id, defaults={"digest": digest})
 
 
+def check_row(channels: Any, quiet_start: time | None, quiet_end: time | None, zone: Any) -> None:
+    """The API's rules for a row edited elsewhere (the admin); raises ValueError."""
+    if not isinstance(channels, dict) or not set(channels) <= {"levels", "kinds"}:
+        raise ValueError('channels must be {"levels": {...}, "kinds": {...}}')
+    _checked(
+        {
+            "levels": channels.get("levels", {}),
+            "kinds": channels.get("kinds", {}),
+            "digest": Digest.OFF,
+            "quiet_hours": None
+            if quiet_start is None and quiet_end is None
+            else {"start": _hhmm(quiet_start), "end": _hhmm(quiet_end)},
+            "time_zone": zone,
+        }
+    )
+
+
+def _hhmm(value: time | None) -> str | None:
+    return None if value is None else value.strftime("%H:%M")
+
+
 def _checked(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValueError("preferences must be a JSON object")

@@ -229,7 +229,7 @@ def test_preferences_choose_what_the_digest_takes_but_cannot_mute_a_critical_lev
 ):
     settings.NOTIFICATIONS_CRITICAL_LEVELS = ("error",)
     fay = person(django_user_model, "fay")
-    # Stored as an operator might in the admin; the API refuses to mute "error".
+    # Saved before the operator made "error" critical (the API now refuses to mute it).
     Preference.objects.create(
         user=fay, channels={"levels": {"info": [], "error": []}, "kinds": {"export": ["push"]}}
     )

@@ -323,3 +323,32 @@ def test_the_operators_kinds_are_offered_and_a_kind_with_every_channel_is_not_ke
     response = put(client, valid(kinds={**shown, "import": ["push"], "backup": ["email", "push"]}))
     assert response.json()["kinds"] == {"export": ["push", "email"], "import": ["push"]}
     assert Preference.objects.get(user=alice).channels["kinds"] == {"import": ["push"]}
+
+
+def test_the_admin_refuses_what_the_api_refuses(admin_client, alice):
+    Preference.objects.create(user=alice, time_zone="Europe/Berlin")
+    form = {
+        "user": alice.pk,
+        "channels": json.dumps({"levels": {"info": ["sms"]}}),
+        "digest": "daily",
+        "quiet_start": "22:00",
+        "quiet_end": "",
+        "time_zone": "Mars/Olympus",
+    }
+    page = admin_client.post(f"/admin/notifications/preference/{alice.pk}/change/", form)
+    assert page.status_code == 200  # the form again, with the reason
+    assert b"unknown channel" in page.content
+    for bad, reason in [
+        ({"channels": "[]"}, b"channels must be"),
+        ({"channels": "{}", "quiet_end": "07:00"}, b"time_zone must be"),
+        ({"channels": "{}", "time_zone": "Asia/Tokyo"}, b"quiet_hours"),
+    ]:
+        page = admin_client.post(
+            f"/admin/notifications/preference/{alice.pk}/change/", {**form, **bad}
+        )
+        assert reason in page.content
+    assert Preference.objects.get(user=alice).time_zone == "Europe/Berlin"
+    good = {**form, "channels": "{}", "quiet_end": "07:00", "time_zone": "Asia/Tokyo"}
+    page = admin_client.post(f"/admin/notifications/preference/{alice.pk}/change/", good)
+    assert page.status_code == 302
+    assert Preference.objects.get(user=alice).time_zone == "Asia/Tokyo"
