@@ -2,11 +2,13 @@
 
 import re
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
 from celery import current_app
 from django.core import signing
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -370,3 +372,28 @@ def test_celery_beat_has_a_real_worker_send_each_digest_once(tmp_path_factory, s
 )
 def test_an_emailed_link_is_absolute_and_never_a_script(url, link):
     assert digest.absolute_link(url, SITE) == link
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_never_email_one_notification_twice(mail, django_user_model, now):
+    people = [person(django_user_model, f"race-{i}") for i in range(6)]
+    for someone in people:
+        add(someone, f"Race {someone.username}", now)
+    start = threading.Barrier(2)
+    sent = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            sent.append(digest.send_due(now))
+        finally:
+            connection.close()
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(60)
+    assert sum(sent) == len(people)
+    for someone in people:
+        assert listed(*mail.to(someone.email)) == [f"Race {someone.username}"]
