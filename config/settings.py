@@ -308,6 +308,25 @@ NOTIFICATIONS_METRICS_INTERVAL = float(os.getenv("NOTIFICATIONS_METRICS_INTERVAL
 # /metrics asks for "Authorization: Bearer <token>"; with DEBUG off and no
 # token it answers 403 to everyone.
 NOTIFICATIONS_METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
+# The email digest of what nobody saw: the site's address for its links (no
+# digest without it), minutes a notification waits unseen, beat's interval in
+# seconds, and the interval of people who chose none (off, hourly, daily).
+NOTIFICATIONS_SITE_URL = os.getenv("NOTIFICATIONS_SITE_URL", "")
+NOTIFICATIONS_DIGEST_AFTER_MINUTES = float(os.getenv("NOTIFICATIONS_DIGEST_AFTER_MINUTES", "30"))
+NOTIFICATIONS_DIGEST_EVERY = float(os.getenv("NOTIFICATIONS_DIGEST_EVERY", "300"))
+NOTIFICATIONS_DIGEST_DEFAULT = os.getenv("NOTIFICATIONS_DIGEST_DEFAULT", "hourly")
+# Levels nobody can mute (comma-separated; empty: none).
+NOTIFICATIONS_CRITICAL_LEVELS = envlist("NOTIFICATIONS_CRITICAL_LEVELS", "error")
+# Kinds the preferences panel offers before anyone chose for them (comma-separated).
+NOTIFICATIONS_KINDS = envlist("NOTIFICATIONS_KINDS")
+# Outgoing email (the digest), through Django's SMTP backend.
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS")
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 # Ticket nonces, the per-user limits and the metrics live in this Redis (or,
 # behind Sentinel, on the first primary the sentinels watch).
 NOTIFICATIONS_REDIS_URL = REDIS_URL

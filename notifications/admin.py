@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
-from notifications.models import Notification
+from notifications import preferences
+from notifications.models import Notification, Preference
 
 
 class ReadFilter(admin.SimpleListFilter):
@@ -19,10 +22,55 @@ class ReadFilter(admin.SimpleListFilter):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["id", "recipient", "level", "title", "task_id", "created_at", "read_at"]
+    list_display = [
+        "id",
+        "recipient",
+        "level",
+        "kind",
+        "title",
+        "task_id",
+        "created_at",
+        "read_at",
+        "emailed_at",
+    ]
     list_filter = ["level", ReadFilter, "created_at"]
     search_fields = ["title", "body", f"recipient__{get_user_model().USERNAME_FIELD}", "task_id"]
     list_select_related = ["recipient"]
     raw_id_fields = ["recipient"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at"]
+
+
+class PreferenceForm(forms.ModelForm):
+    class Meta:
+        model = Preference
+        fields = "__all__"
+
+    def clean(self) -> dict:
+        # A row push and the digest cannot read would fail them for everyone
+        # in the same batch: the API's rules hold here too.
+        data = super().clean()
+        try:
+            preferences.check_row(
+                data.get("channels"),
+                data.get("quiet_start"),
+                data.get("quiet_end"),
+                data.get("time_zone"),
+            )
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return data
+
+
+@admin.register(Preference)
+class PreferenceAdmin(admin.ModelAdmin):
+    """Each person's channels, digest interval and quiet hours, checked as the API checks them."""
+
+    form = PreferenceForm
+
+    list_display = ["user", "digest", "quiet_start", "quiet_end", "time_zone", "updated_at"]
+    list_filter = ["digest"]
+    search_fields = [f"user__{get_user_model().USERNAME_FIELD}"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["updated_at"]

@@ -1,4 +1,5 @@
-"""System checks: `manage.py check` warns about a channel layer that loses messages.
+"""System checks: `manage.py check` warns about a channel layer that loses messages,
+and refuses preference settings that name no level or interval.
 
 Notifications are saved whatever the layer, and a client catches up from the
 database when it reconnects, but with these layers live pushes go missing in
@@ -52,3 +53,41 @@ def channel_layer(app_configs, **kwargs) -> list[checks.CheckMessage]:
             check_id, loss = found
             return [checks.Warning(f"The channel layer {backend} {loss}.", hint=HINT, id=check_id)]
     return []
+
+
+def preference_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Errors for a digest default, critical level or kind that cannot exist: people
+    would silently get no digest, a level nobody can mute, or a kind never sent."""
+    from notifications.conf import app_settings
+    from notifications.models import Digest, Level
+
+    found = []
+    if app_settings.DIGEST_DEFAULT not in Digest.values:
+        found.append(
+            checks.Error(
+                f"NOTIFICATIONS_DIGEST_DEFAULT is {app_settings.DIGEST_DEFAULT!r}.",
+                hint=f"Use one of {', '.join(Digest.values)}.",
+                id="notifications.E001",
+            )
+        )
+    unknown = [level for level in app_settings.CRITICAL_LEVELS if level not in Level.values]
+    if unknown:
+        found.append(
+            checks.Error(
+                f"NOTIFICATIONS_CRITICAL_LEVELS names unknown level(s) {unknown}.",
+                hint=f"Use levels of {', '.join(Level.values)}.",
+                id="notifications.E002",
+            )
+        )
+    from notifications.validation import KIND_PATTERN
+
+    bad_kinds = [kind for kind in app_settings.KINDS if not KIND_PATTERN.fullmatch(str(kind))]
+    if bad_kinds:
+        found.append(
+            checks.Error(
+                f"NOTIFICATIONS_KINDS names kind(s) notify() would refuse: {bad_kinds}.",
+                hint="A kind holds only a-z, 0-9, '.', '_' and '-'.",
+                id="notifications.E003",
+            )
+        )
+    return found

@@ -57,6 +57,20 @@ DEFAULTS: dict[str, Any] = {
     # /metrics asks for "Authorization: Bearer <token>"; with DEBUG off and no
     # token it answers 403 to everyone.
     "METRICS_TOKEN": "",
+    # Levels nobody can mute: push and the digest take them whatever a person's
+    # channel choices and quiet hours say (only turning the digest off stops its email).
+    "CRITICAL_LEVELS": ("error",),
+    # Kinds the preferences panel offers even before a person chose for them
+    # (("export", "import")); any other kind a person set is shown too.
+    "KINDS": (),
+    # The email digest: what nobody saw for this many minutes goes into the
+    # next one; the interval of a person without preferences (off, hourly, daily);
+    # seconds between beat's runs (0 leaves the entry out); and the site's
+    # address (https://example.com), which links need: without it no digest is sent.
+    "DIGEST_AFTER_MINUTES": 30,
+    "DIGEST_DEFAULT": "hourly",
+    "DIGEST_EVERY": 300,
+    "SITE_URL": "",
 }
 
 

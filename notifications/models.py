@@ -37,6 +37,9 @@ class Notification(models.Model):
     # When a tab first showed it (a toast, or the open inbox): "seen" is not
     # "read", and what nobody saw may go into an email digest.
     seen_at = models.DateTimeField(null=True, blank=True)
+    # When an email digest took it (digest.py): never twice, and a digest is
+    # due again only an interval after the user's latest one.
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -49,6 +52,14 @@ class Notification(models.Model):
                 condition=models.Q(read_at__isnull=True),
                 name="notif_recipient_unread",
             ),
+            # What the digest may take: neither read, seen nor emailed yet.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(
+                    read_at__isnull=True, seen_at__isnull=True, emailed_at__isnull=True
+                ),
+                name="notif_digest_candidates",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -60,3 +71,34 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level}: {self.title} → {self.recipient_id}"
+
+
+class Digest(models.TextChoices):
+    OFF = "off"
+    HOURLY = "hourly"
+    DAILY = "daily"
+
+
+class Preference(models.Model):
+    """One person's choices of channels beyond the inbox; no row means the defaults.
+
+    `channels` is {"levels": {"info": ["email"], ...}, "kinds": {"export": ["push"]}}:
+    a level or kind it does not name takes every channel (preferences.py).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="notification_preference",
+    )
+    channels = models.JSONField(default=dict, blank=True)
+    digest = models.CharField(max_length=8, choices=Digest.choices, default=Digest.HOURLY)
+    # Push waits out these local hours (start > end spans midnight); both or neither.
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"

@@ -6,15 +6,18 @@ Also a running task's progress, the socket ticket and the operator's /metrics.
 """
 
 import hmac
+import json
 from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from redis.exceptions import RedisError
 
-from notifications import inbox, progress_state, reads, tickets
+from notifications import digest, inbox, preferences, progress_state, reads, tickets
 from notifications import metrics as metrics_module
 from notifications.conf import app_settings
 
@@ -123,6 +126,39 @@ def ticket(request: HttpRequest) -> JsonResponse:
     except RedisError:  # the socket could not be opened now either
         return error("the notification service is unavailable; retry later", status=503)
     return JsonResponse({"ticket": ticket, "expires_in": app_settings.TICKET_TTL})
+
+
+@api_login_required
+@require_http_methods(["GET", "PUT"])
+def user_preferences(request: HttpRequest) -> JsonResponse:
+    """The caller's channels per level and kind, digest interval and quiet hours;
+    PUT (JSON, CSRF) replaces them all, or answers 400 and changes nothing."""
+    if request.method == "PUT":
+        try:
+            payload = json.loads(request.body)
+        except (ValueError, RecursionError):
+            return error("the body must be JSON")
+        try:
+            return JsonResponse(preferences.set_preferences(request.user.pk, payload))
+        except ValueError as exc:
+            return error(str(exc))
+    return JsonResponse(preferences.preferences_of(request.user.pk))
+
+
+# The signed token in the link is the credential, so the mail client's one-click
+# POST (RFC 8058), which carries no cookie nor CSRF token, must work; GET only
+# asks, since link scanners fetch every link in an email.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """Turn the email digest off from the link in a digest, without signing in."""
+    if digest.unsubscribed_user(token) is None:
+        return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=404)
+    if request.method == "POST":
+        if not digest.unsubscribe(token):
+            return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=404)
+        return render(request, "notifications/unsubscribe.html", {"done": True})
+    return render(request, "notifications/unsubscribe.html", {})
 
 
 @require_GET

@@ -23,6 +23,8 @@ def test_anonymous_visitors_get_no_widget_but_pages_still_render():
     transport = html.index('<script src="/static/notifications/transport.js" defer></script>')
     widget = html.index('<script src="/static/notifications/widget.js" defer></script>')
     assert transport < widget  # deferred scripts run in order: the widget needs the transport
+    preferences = html.index('<script src="/static/notifications/preferences.js" defer></script>')
+    assert widget < preferences
 
 
 @pytest.mark.django_db
@@ -33,6 +35,7 @@ def test_widget_tells_the_script_every_url_it_needs(alice):
         'data-login-url="/accounts/login/"',
         'data-api-url="/api/notifications/"',
         'data-ws-path="/ws/notifications/"',
+        'data-preferences-url="/api/notifications/preferences/"',
         "data-csrf-token=",
         'aria-live="polite"',
     ):

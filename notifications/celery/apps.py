@@ -11,7 +11,9 @@ class CeleryNotificationsConfig(AppConfig):
     def ready(self) -> None:
         # Connected once Django is ready, in every process that loads the
         # project (worker children included): lifecycle notices, the kombu
-        # fixes, the task owners kept for cancelling, and beat's pruning entry.
+        # fixes, the task owners kept for cancelling, and beat's pruning and
+        # digest entries.
         from notifications.celery import beat, kombu_patches, owners, signals  # noqa: F401
 
         beat.add_prune_entry()
+        beat.add_digest_entry()

@@ -9,7 +9,8 @@ The widget (bell, inbox, connection state, toasts and progress bars) renders
 only for a signed-in user, so a shared base template can include it on the
 login page too. It tells the scripts every URL through data attributes.
 {% notifications_script %} loads transport.js (the socket), then widget.js (the
-drawing); a page may also use transport.js alone (see its header).
+drawing) and preferences.js (the inbox's preferences panel); a page may also
+use transport.js alone (see its header).
 """
 
 from django import template
@@ -37,6 +38,7 @@ def notifications_widget(context: template.Context) -> dict:
         "user_id": user.pk,
         "login_url": resolve_url(settings.LOGIN_URL),
         "api_url": reverse("notifications:list"),
+        "preferences_url": reverse("notifications:preferences"),
         "ws_path": websocket_path(),
         # Marking read is a POST; the token also sets the CSRF cookie.
         "csrf_token": get_token(request),
@@ -69,7 +71,9 @@ def notifications_script() -> SafeString:
     # defer: the scripts run once the whole page (and the widget in it) is
     # parsed, and in the order they appear: the widget draws with the transport.
     return format_html(
-        '<script src="{}" defer></script><script src="{}" defer></script>',
+        '<script src="{}" defer></script><script src="{}" defer></script>'
+        '<script src="{}" defer></script>',
         static("notifications/transport.js"),
         static("notifications/widget.js"),
+        static("notifications/preferences.js"),
     )

@@ -28,6 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--body", default="")
         parser.add_argument("--level", default=Level.INFO, choices=Level.values)
         parser.add_argument("--url", default="")
+        parser.add_argument(
+            "--kind",
+            default="",
+            help="what it is about, e.g. export (people choose channels per kind)",
+        )
 
     def handle(self, *args, **options) -> None:
         recipients = self.recipients(options["user"], options["group"], options["all"])
@@ -38,6 +43,7 @@ class Command(BaseCommand):
                 body=options["body"],
                 level=options["level"],
                 url=options["url"],
+                kind=options["kind"],
             )
         except ValueError as exc:
             raise CommandError(str(exc), returncode=EXIT_BAD_INPUT) from None
