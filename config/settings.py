@@ -308,6 +308,21 @@ NOTIFICATIONS_METRICS_INTERVAL = float(os.getenv("NOTIFICATIONS_METRICS_INTERVAL
 # /metrics asks for "Authorization: Bearer <token>"; with DEBUG off and no
 # token it answers 403 to everyone.
 NOTIFICATIONS_METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
+# Web Push: off until both keys are set (`manage.py generate_vapid_keys` prints
+# a pair); the subject is the contact push services see.
+NOTIFICATIONS_VAPID_PUBLIC_KEY = os.getenv("NOTIFICATIONS_VAPID_PUBLIC_KEY", "")
+NOTIFICATIONS_VAPID_PRIVATE_KEY = os.getenv("NOTIFICATIONS_VAPID_PRIVATE_KEY", "")
+NOTIFICATIONS_VAPID_SUBJECT = os.getenv("NOTIFICATIONS_VAPID_SUBJECT", "mailto:admin@example.com")
+# Push endpoints allowed besides the browsers' own push services (host names,
+# with their subdomains), and whether plain http is: for a test's stand-in only.
+if envlist("NOTIFICATIONS_PUSH_EXTRA_HOSTS"):
+    from notifications.conf import DEFAULTS as _NOTIFICATIONS_DEFAULTS
+
+    NOTIFICATIONS_PUSH_SERVICE_HOSTS = [
+        *_NOTIFICATIONS_DEFAULTS["PUSH_SERVICE_HOSTS"],
+        *envlist("NOTIFICATIONS_PUSH_EXTRA_HOSTS"),
+    ]
+NOTIFICATIONS_PUSH_ALLOW_HTTP = envbool("NOTIFICATIONS_PUSH_ALLOW_HTTP")
 # Ticket nonces, the per-user limits and the metrics live in this Redis (or,
 # behind Sentinel, on the first primary the sentinels watch).
 NOTIFICATIONS_REDIS_URL = REDIS_URL

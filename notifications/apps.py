@@ -10,7 +10,8 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import sessions
-        from notifications.checks import channel_layer
+        from notifications.checks import channel_layer, push
 
         sessions.connect()
         checks.register(channel_layer)
+        checks.register(push)
