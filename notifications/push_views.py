@@ -44,8 +44,8 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
         data = json.loads(request.body)
         subscription = push.subscribe(request.user.pk, data, request.headers.get("User-Agent", ""))
     except (ValueError, RecursionError) as exc:  # json errors are ValueErrors too
-        message = str(exc) if not isinstance(exc, json.JSONDecodeError) else "send JSON"
-        return error(message)
+        unreadable = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+        return error("send the subscription as JSON" if isinstance(exc, unreadable) else str(exc))
     return JsonResponse({"id": subscription.pk}, status=201)
 
 
