@@ -16,6 +16,7 @@ import os
 import struct
 import threading
 import time
+import urllib.request
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tests.stack import Browserless, Stack
 
 
 def b64url(raw: bytes) -> str:
@@ -97,6 +100,7 @@ class PushService:
         self.subject_prefix = subject_prefix
         self.browsers: dict[str, Browser] = {}
         self.received: dict[str, list[dict]] = defaultdict(list)
+        self.plaintexts: dict[str, list[bytes]] = defaultdict(list)  # as the browser reads them
         self.attempts: dict[str, int] = defaultdict(int)
         self.refused: list[str] = []
         self.statuses: dict[str, deque[int]] = defaultdict(deque)
@@ -162,8 +166,9 @@ class PushService:
                 return 403 if "VAPID" in reason else 400
             if self.statuses[token]:
                 return self.statuses[token].popleft()
-            message = json.loads(self.browsers[token].decrypt(body))
-            self.received[token].append(message)
+            plaintext = self.browsers[token].decrypt(body)
+            self.plaintexts[token].append(plaintext)
+            self.received[token].append(json.loads(plaintext))
             return 201
 
     def _refusal(self, headers, body: bytes) -> str | None:
@@ -202,3 +207,40 @@ class PushService:
         if not str(claims.get("sub", "")).startswith(self.subject_prefix):
             return f"VAPID: sub {claims.get('sub')!r}"
         return None
+
+
+# On the real stack (tests/stack.py).
+
+
+def call(session: Browserless, method: str, path: str, body: dict | None = None) -> dict:
+    """A JSON API call with the session's cookies and CSRF token."""
+    request = urllib.request.Request(
+        session.base_url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "X-CSRFToken": session.cookies.get("csrftoken", ""),
+            "Referer": session.base_url + "/",
+        },
+    )
+    with session.opener.open(request, timeout=10) as response:
+        return json.load(response)
+
+
+def register(stack: Stack, service: PushService, username: str) -> Browserless:
+    """Sign in and register a browser's subscription through the API, as push.js does."""
+    session = Browserless(stack, username)
+    browser = service.browser(username)
+    call(session, "POST", "/api/notifications/push/subscriptions/", browser.subscription)
+    return session
+
+
+def push_tasks_done(stack: Stack) -> int:
+    """Tasks the stack's worker has finished (each notify() with push on runs one)."""
+    return stack.log("worker").count("] succeeded")
+
+
+def notify(stack: Stack, username: str, title: str, **options: str) -> None:
+    args = [f"--{name}={value}" for name, value in options.items()]
+    stack.manage("notify", title, "--user", username, *args)

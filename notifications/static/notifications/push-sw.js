@@ -25,26 +25,26 @@ self.addEventListener("push", (event) => {
   event.waitUntil(self.registration.showNotification(message.title || "New notification", options));
 });
 
-self.addEventListener("notificationclick", (event) => {
-  event.notification.close();
-  const target = new URL((event.notification.data && event.notification.data.url) || "/", self.location.origin);
-  event.waitUntil(openTab(target));
-});
+// Open tabs of the site become this worker's at once, so a click can navigate them.
+self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
 
-// Focus a tab of this site and take it to the link when there is one; else a new tab.
-async function openTab(target) {
+self.addEventListener("notificationclick", (event) => event.waitUntil(clicked(event.notification)));
+
+// Close the notification; focus a tab of this site and take it to the link,
+// or open the link in a new tab when no tab can be taken there.
+async function clicked(notification) {
+  notification.close();
+  const data = notification.data || {};
+  const target = new URL(data.url || "/", self.location.origin);
   if (target.origin === self.location.origin) {
-    const tabs = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-    for (const tab of tabs) {
-      if (new URL(tab.url).origin !== self.location.origin) continue;
-      const focused = await tab.focus();
-      if (tab.url === target.href) return focused;
-      try {
-        // navigate() works on the tabs this worker controls; others get a new tab.
-        return await focused.navigate(target.href);
-      } catch (error) {
-        break;
-      }
+    const tabs = await self.clients.matchAll({ type: "window" }); // the tabs this worker controls
+    if (tabs.length) {
+      const tab = tabs.find((t) => t.focused) || tabs[0];
+      // focus() is refused without a user's click; the tab is still taken to the link.
+      await tab.focus().catch(() => null);
+      if (tab.url === target.href) return tab;
+      const navigated = await tab.navigate(target.href).catch(() => null);
+      if (navigated) return navigated;
     }
   }
   return self.clients.openWindow(target.href);
