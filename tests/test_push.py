@@ -221,3 +221,12 @@ def test_generate_vapid_keys_prints_settings_lines_with_python(capsys):
     out = capsys.readouterr().out
     assert out.startswith('NOTIFICATIONS_VAPID_PUBLIC_KEY = "B')
     assert 'NOTIFICATIONS_VAPID_PRIVATE_KEY = "' in out
+
+
+def test_the_system_check_warns_about_a_push_setup_that_cannot_send(vapid, settings):
+    from notifications.checks import push as push_check
+
+    assert push_check(None) == []
+    settings.NOTIFICATIONS_VAPID_SUBJECT = "ops@example.com"  # not a mailto: URL
+
+    assert [w.id for w in push_check(None)] == ["notifications.W012"]
