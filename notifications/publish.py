@@ -98,7 +98,8 @@ async def anotify(
     )
     notification = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
     await sender.send(await sync_to_async(notification_events)([notification]))
-    await sync_to_async(push.after_commit)([notification])
+    if push.enabled():  # with push off, no thread hop
+        await sync_to_async(push.after_commit)([notification])
     return notification
 
 

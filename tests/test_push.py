@@ -4,7 +4,7 @@ that checks the VAPID signature and decrypts each message as the browser would."
 import pytest
 from django.core.management import call_command
 
-from notifications import preferences, push
+from notifications import notify, notify_many, preferences, push
 from notifications.celery.tasks import send_push
 from notifications.models import Notification, PushDelivery, PushSubscription
 from tests.push_service import PushService
@@ -230,3 +230,42 @@ def test_the_system_check_warns_about_a_push_setup_that_cannot_send(vapid, setti
     settings.NOTIFICATIONS_VAPID_SUBJECT = "ops@example.com"  # not a mailto: URL
 
     assert [w.id for w in push_check(None)] == ["notifications.W012"]
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The push tasks notify() queues (the broker itself is not under test here)."""
+    calls = []
+    monkeypatch.setattr(send_push, "apply_async", lambda args, **kw: calls.append((args, kw)))
+    return calls
+
+
+def test_notify_many_queues_one_push_task_for_the_batch_after_commit(
+    vapid, alice, bob, queued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        created = notify_many([alice, bob], "Deploy finished")
+        assert queued == []  # nothing before the commit
+
+    assert queued == [(([n.pk for n in created],), {"retry": False})]
+
+
+def test_notify_queues_nothing_while_push_is_off(alice, queued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        notify(alice, "No push configured")
+
+    assert queued == []
+
+
+def test_a_broker_that_refuses_the_push_task_does_not_fail_notify(
+    vapid, alice, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(send_push, "apply_async", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = notify(alice, "Still saved")
+
+    assert Notification.objects.filter(pk=notification.pk).exists()
+    assert "push of 1 notification(s) not queued" in caplog.text

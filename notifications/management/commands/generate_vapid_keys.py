@@ -1,6 +1,6 @@
 """`manage.py generate_vapid_keys [--python]`: a new key pair for Web Push."""
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifications.push import new_vapid_keys
 
@@ -16,7 +16,12 @@ class Command(BaseCommand):
         parser.add_argument("--python", action="store_true", help="print settings.py lines")
 
     def handle(self, *args, python: bool, **options) -> None:
-        public, private = new_vapid_keys()
+        try:
+            public, private = new_vapid_keys()
+        except ImportError:
+            raise CommandError(
+                "the cryptography library is missing: pip install 'django-celery-notify[push]'"
+            ) from None
         for name, value in (("PUBLIC", public), ("PRIVATE", private)):
             if python:
                 self.stdout.write(f'NOTIFICATIONS_VAPID_{name}_KEY = "{value}"')
