@@ -15,6 +15,7 @@ their devices once (models.PushDelivery).
 
 import base64
 import binascii
+import functools
 import importlib.util
 import json
 import logging
@@ -108,7 +109,7 @@ def _subscription_fields(data: object) -> tuple[str, str, str]:
         raise ValueError("'keys' needs 'p256dh' and 'auth' strings")
     _check_endpoint(endpoint)
     public = _b64url("p256dh", p256dh, 100)
-    if len(public) != 65 or public[0] != 4:
+    if len(public) != 65 or public[0] != 4 or not _on_the_curve(public):
         raise ValueError("'p256dh' must be an uncompressed P-256 public key (65 bytes)")
     if len(_b64url("auth", auth, 50)) != 16:
         raise ValueError("'auth' must be 16 bytes")
@@ -131,6 +132,20 @@ def _check_endpoint(endpoint: str) -> None:
     host = parts.hostname.lower()
     if not any(host == h or host.endswith("." + h) for h in app_settings.PUSH_SERVICE_HOSTS):
         raise ValueError(f"'endpoint' is not on a known push service ({host})")
+
+
+def _on_the_curve(point: bytes) -> bool:
+    """Whether the bytes are a point of P-256 (true when there is no library to ask:
+    the encryption refuses such a key later, and the device is then never pushed to)."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ec
+    except ImportError:
+        return True
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        return False
+    return True
 
 
 def _b64url(name: str, value: str, max_length: int) -> bytes:
@@ -271,6 +286,7 @@ def send(subscription: PushSubscription, body: str) -> None:
             vapid_claims={"sub": app_settings.VAPID_SUBJECT},  # a new dict: webpush fills it in
             ttl=app_settings.PUSH_TTL,
             timeout=app_settings.PUSH_TIMEOUT,
+            requests_session=_session(),
         )
     except WebPushException as exc:
         status = exc.response.status_code if exc.response is not None else None
@@ -286,6 +302,15 @@ def send(subscription: PushSubscription, body: str) -> None:
         if isinstance(reason, NewConnectionError):
             raise _Retry(f"push service unreachable: {reason}") from exc
         raise
+
+
+@functools.cache
+def _session():
+    """One HTTP session per process (made on first use, so in the worker child after
+    the fork): connections to a push service are kept and reused between pushes."""
+    import requests
+
+    return requests.Session()
 
 
 def payload(notification: Notification) -> str:

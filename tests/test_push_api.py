@@ -117,6 +117,7 @@ BAD = {
     "a bad port": {**subscription(), "endpoint": "https://fcm.googleapis.com:99999/x"},
     "an endpoint too long": {**subscription(), "endpoint": FCM + "x" * 1000},
     "a short p256dh": with_keys(p256dh="BAAA"),
+    "a p256dh off the curve": with_keys(p256dh="BA" + "A" * 85),
     "a p256dh not base64": with_keys(p256dh="!" * 87),
     "an auth of 8 bytes": with_keys(auth="AAAAAAAAAAA"),
     "a number for auth": with_keys(auth=5),
