@@ -1,6 +1,6 @@
-"""Web Push in a real Chromium: the widget registers this browser, and a push
+"""Web Push in a real Chromium: the widget registers this browser, a push
 delivered to its service worker shows a system notification whose click opens
-the notification's link.
+the notification's link, and the panel removes the device.
 
 Headless Chromium cannot reach a real push service (pushManager.subscribe()
 asks Google's FCM), so an init script stands in for pushManager.subscribe()
@@ -155,3 +155,11 @@ def test_a_push_to_the_registered_worker_shows_a_notification_whose_click_opens_
     )
     expect(page).to_have_url(base + "/?from=push")
     assert page.evaluate(NOTIFICATIONS_SHOWN) == []  # the click closed it
+
+    # The device is listed in the panel, and removed from there.
+    page.get_by_role("button", name="Notifications").click()
+    page.get_by_role("listitem").filter(has_text="This browser:").get_by_role(
+        "button", name="Remove"
+    ).click()
+    expect(page.get_by_role("button", name="Notify me on this device")).to_be_visible()
+    assert call(session, "GET", "/api/notifications/push/subscriptions/")["devices"] == []
