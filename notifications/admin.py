@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 
-from notifications.models import Notification
+from notifications.models import Notification, PushSubscription
 
 
 class ReadFilter(admin.SimpleListFilter):
@@ -26,3 +26,14 @@ class NotificationAdmin(admin.ModelAdmin):
     raw_id_fields = ["recipient"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at"]
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """Devices registered for Web Push; deleting one stops pushes to that browser."""
+
+    list_display = ["id", "user", "user_agent", "created_at"]
+    search_fields = [f"user__{get_user_model().USERNAME_FIELD}", "user_agent"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["endpoint", "p256dh", "auth", "user_agent", "created_at"]

@@ -181,11 +181,12 @@ def _enqueue(ids: list[int]) -> None:
     from notifications.celery.tasks import send_push
 
     for start in range(0, len(ids), TASK_CHUNK):
+        chunk = ids[start : start + TASK_CHUNK]
         try:
             # retry=False: with the broker away, fail now rather than hold notify().
-            send_push.apply_async((ids[start : start + TASK_CHUNK],), retry=False)
+            send_push.apply_async((chunk,), retry=False)
         except Exception as exc:
-            log.warning("push of %d notification(s) not queued: %r", len(ids), exc)
+            log.warning("push of %d notification(s) not queued: %r", len(chunk), exc)
 
 
 class _Retry(Exception):
@@ -209,8 +210,10 @@ def deliver(notification_ids: Iterable[int]) -> list[int]:
         if notification.recipient_id not in reachable:
             continue
         body = payload(notification)
-        results = [_push_once(notification, s, body) for s in devices_of[notification.recipient_id]]
-        if False in results:
+        devices = devices_of[notification.recipient_id]
+        outcomes = [(s, _push_once(notification, s, body)) for s in devices]
+        devices[:] = [s for s, outcome in outcomes if outcome != GONE]  # not tried again
+        if any(outcome == RETRY for _, outcome in outcomes):
             retry.append(notification.pk)
     return retry
 
@@ -233,31 +236,36 @@ def _reachable(rows: list[Notification]) -> set[int]:
     return allowed
 
 
-def _push_once(notification: Notification, subscription: PushSubscription, body: str) -> bool:
-    """Send unless already claimed; False when it should be tried again later."""
+# What became of one push to one device.
+DONE, RETRY, GONE = "done", "retry", "gone"
+
+
+def _push_once(notification: Notification, subscription: PushSubscription, body: str) -> str:
+    """Send unless already claimed: DONE (sent, sent before, or never to be
+    sent), RETRY (try again later) or GONE (the subscription was deleted)."""
     try:
         with transaction.atomic():
             delivery = PushDelivery.objects.create(
                 notification=notification, subscription=subscription
             )
     except IntegrityError:  # sent before, or being sent by another run
-        return True
+        return DONE
     try:
         send(subscription, body)
     except _Retry as exc:
         log.info("push to subscription %s failed, will retry: %s", subscription.pk, exc)
         delivery.delete()
-        return False
+        return RETRY
     except Gone:
         log.info("push subscription %s is gone; deleted", subscription.pk)
         subscription.delete()
-        return True
+        return GONE
     except Exception as exc:  # refused for good, or sent perhaps: never resent
         log.warning("push to subscription %s failed: %r", subscription.pk, exc)
-        return True
+        return DONE
     delivery.sent_at = datetime.now(UTC)
     delivery.save(update_fields=["sent_at"])
-    return True
+    return DONE
 
 
 class Gone(Exception):

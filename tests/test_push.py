@@ -269,3 +269,12 @@ def test_a_broker_that_refuses_the_push_task_does_not_fail_notify(
 
     assert Notification.objects.filter(pk=notification.pk).exists()
     assert "push of 1 notification(s) not queued" in caplog.text
+
+
+def test_a_device_gone_for_one_notification_is_not_tried_for_the_next(service, alice):
+    device(service, alice, "gone-early")
+    service.answer("gone-early", 410)
+
+    push.deliver([notice(alice).pk, notice(alice).pk])
+
+    assert service.attempts["gone-early"] == 1
