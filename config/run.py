@@ -2,7 +2,8 @@
 
 Migrates, creates a demo user when debugging, uses the Redis at REDIS_URL when
 it answers (else starts a private one, and starts it again should it die),
-then runs Daphne and a Celery worker.
+gives Web Push a development key pair (RUN_DIR/vapid) unless the environment
+has one, then runs Daphne and a Celery worker.
 """
 
 import contextlib
@@ -56,9 +57,31 @@ def prepare_database() -> None:
         print(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}")
 
 
+def ensure_vapid_keys() -> None:
+    """A development Web Push key pair, kept in RUN_DIR/vapid so a browser registered
+    once stays registered across runs; keys set in the environment win."""
+    if os.getenv("NOTIFICATIONS_VAPID_PRIVATE_KEY"):
+        return
+    path = run_env.run_dir() / "vapid"
+    try:
+        public, private = path.read_text().split()
+    except (OSError, ValueError):
+        try:
+            from notifications.push import new_vapid_keys
+        except ImportError:
+            return
+        public, private = new_vapid_keys()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{public}\n{private}\n")
+        path.chmod(0o600)
+    os.environ["NOTIFICATIONS_VAPID_PUBLIC_KEY"] = public
+    os.environ["NOTIFICATIONS_VAPID_PRIVATE_KEY"] = private
+
+
 def main() -> int:
     redis = ensure_redis()
     prepare_database()
+    ensure_vapid_keys()  # before the children start: they read it from the environment
     children = [
         subprocess.Popen([sys.executable, "-m", "config.serve", "-b", HOST, "-p", str(PORT)]),
         subprocess.Popen(

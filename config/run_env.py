@@ -13,7 +13,15 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # What `make run` may set for its own processes that a shell would not have.
-VARIABLES = ("DJANGO_DEBUG", "REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL")
+VARIABLES = (
+    "DJANGO_DEBUG",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DATABASE_URL",
+    # Web Push's development pair: a notify() from another terminal pushes too.
+    "NOTIFICATIONS_VAPID_PUBLIC_KEY",
+    "NOTIFICATIONS_VAPID_PRIVATE_KEY",
+)
 
 
 def run_dir() -> Path:

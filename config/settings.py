@@ -327,6 +327,21 @@ EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS")
 EMAIL_TIMEOUT = 30
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+# Web Push: off until both keys are set (`manage.py generate_vapid_keys` prints
+# a pair); the subject is the contact push services see.
+NOTIFICATIONS_VAPID_PUBLIC_KEY = os.getenv("NOTIFICATIONS_VAPID_PUBLIC_KEY", "")
+NOTIFICATIONS_VAPID_PRIVATE_KEY = os.getenv("NOTIFICATIONS_VAPID_PRIVATE_KEY", "")
+NOTIFICATIONS_VAPID_SUBJECT = os.getenv("NOTIFICATIONS_VAPID_SUBJECT", "mailto:admin@example.com")
+# Push endpoints allowed besides the browsers' own push services (host names,
+# with their subdomains), and whether plain http is: for a test's stand-in only.
+if envlist("NOTIFICATIONS_PUSH_EXTRA_HOSTS"):
+    from notifications.conf import DEFAULTS as _NOTIFICATIONS_DEFAULTS
+
+    NOTIFICATIONS_PUSH_SERVICE_HOSTS = [
+        *_NOTIFICATIONS_DEFAULTS["PUSH_SERVICE_HOSTS"],
+        *envlist("NOTIFICATIONS_PUSH_EXTRA_HOSTS"),
+    ]
+NOTIFICATIONS_PUSH_ALLOW_HTTP = envbool("NOTIFICATIONS_PUSH_ALLOW_HTTP")
 # Ticket nonces, the per-user limits and the metrics live in this Redis (or,
 # behind Sentinel, on the first primary the sentinels watch).
 NOTIFICATIONS_REDIS_URL = REDIS_URL

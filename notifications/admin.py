@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from notifications import preferences
-from notifications.models import Notification, Preference
+from notifications.models import Notification, Preference, PushSubscription
 
 
 class ReadFilter(admin.SimpleListFilter):
@@ -74,3 +74,14 @@ class PreferenceAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     raw_id_fields = ["user"]
     readonly_fields = ["updated_at"]
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """Devices registered for Web Push; deleting one stops pushes to that browser."""
+
+    list_display = ["id", "user", "user_agent", "created_at"]
+    search_fields = [f"user__{get_user_model().USERNAME_FIELD}", "user_agent"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["endpoint", "p256dh", "auth", "user_agent", "created_at"]

@@ -10,8 +10,9 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import sessions
-        from notifications.checks import channel_layer, preference_settings
+        from notifications.checks import channel_layer, preference_settings, push
 
         sessions.connect()
         checks.register(channel_layer)
         checks.register(preference_settings)
+        checks.register(push)

@@ -1,15 +1,18 @@
 """System checks: `manage.py check` warns about a channel layer that loses messages,
-and refuses preference settings that name no level or interval.
+about a Web Push setup that cannot send, and refuses preference settings that
+name no level or interval.
 
 Notifications are saved whatever the layer, and a client catches up from the
 database when it reconnects, but with these layers live pushes go missing in
 ways that are easy to miss (README, "Decisions worth knowing").
 """
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from notifications.conf import app_settings
 from notifications.sender import batches
 
 HINT = "Use notifications.layers.RedisChannelLayer as CHANNEL_LAYERS['default']['BACKEND']."
@@ -88,6 +91,41 @@ def preference_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 f"NOTIFICATIONS_KINDS names kind(s) notify() would refuse: {bad_kinds}.",
                 hint="A kind holds only a-z, 0-9, '.', '_' and '-'.",
                 id="notifications.E003",
+            )
+        )
+    return found
+
+
+def push(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Warnings for a Web Push setup that would send nothing (README, Web Push)."""
+    from notifications import push as push_module
+
+    if not push_module.enabled():
+        return []
+    found = []
+    if push_module.library_missing():
+        found.append(
+            checks.Warning(
+                "NOTIFICATIONS_VAPID_* keys are set but pywebpush is not installed: "
+                "no push is sent.",
+                hint="pip install 'django-celery-notify[push]'",
+                id="notifications.W010",
+            )
+        )
+    if not apps.is_installed("notifications.celery"):
+        found.append(
+            checks.Warning(
+                "Web Push is sent by a Celery task, and notifications.celery is not installed.",
+                hint="Add 'notifications.celery' to INSTALLED_APPS.",
+                id="notifications.W011",
+            )
+        )
+    if not app_settings.VAPID_SUBJECT.startswith(("mailto:", "https://")):
+        found.append(
+            checks.Warning(
+                "NOTIFICATIONS_VAPID_SUBJECT must be a mailto: or https: contact; "
+                "push services refuse messages without one.",
+                id="notifications.W012",
             )
         )
     return found

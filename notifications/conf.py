@@ -71,6 +71,32 @@ DEFAULTS: dict[str, Any] = {
     "DIGEST_DEFAULT": "hourly",
     "DIGEST_EVERY": 300,
     "SITE_URL": "",
+    # Web Push (push.py): the server's VAPID key pair, as `manage.py vapid_keys`
+    # prints it, and the contact the push services see ("mailto:ops@example.com").
+    # Push is off while either key is empty.
+    "VAPID_PUBLIC_KEY": "",
+    "VAPID_PRIVATE_KEY": "",
+    "VAPID_SUBJECT": "",
+    # Seconds a push service keeps a message for a device that is offline.
+    "PUSH_TTL": 24 * 3600,
+    # The icon a pushed notification shows (a URL or same-origin path); "" for none.
+    "PUSH_ICON": "",
+    # Seconds one request to a push service may take.
+    "PUSH_TIMEOUT": 10.0,
+    # Attempts after the first for a push the service failed (5xx, 429, no answer).
+    "PUSH_MAX_RETRIES": 5,
+    # Devices one user may register; one more is refused with 400.
+    "PUSH_MAX_SUBSCRIPTIONS": 20,
+    # The push services a subscription's endpoint may be on (a host or its
+    # subdomains): the server posts to that URL, so not to any the page names.
+    "PUSH_SERVICE_HOSTS": [
+        "fcm.googleapis.com",  # Chrome, Edge, Opera
+        "push.services.mozilla.com",  # Firefox
+        "push.apple.com",  # Safari
+        "notify.windows.com",  # legacy Edge
+    ],
+    # Accept http:// push endpoints: for a test's stand-in push service only.
+    "PUSH_ALLOW_HTTP": False,
 }
 
 

@@ -102,3 +102,48 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of {self.user_id}"
+
+
+class PushSubscription(models.Model):
+    """One browser's Web Push subscription (RFC 8030): where to post, and its keys.
+
+    An endpoint belongs to one browser profile, so it is unique: when another
+    person signs in on that browser and subscribes, the row moves to them.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions"
+    )
+    endpoint = models.URLField(max_length=1000, unique=True)
+    # The browser's P-256 public key and auth secret (RFC 8291), base64url.
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=50)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"push subscription {self.pk} of {self.user_id}"
+
+
+class PushDelivery(models.Model):
+    """A notification's push to one subscription, claimed before it is sent.
+
+    The row is inserted before the request goes out and is unique per pair, so
+    a task run twice (a retry, a redelivery) never sends one notification to
+    one device twice. It is deleted again only when the push service said for
+    sure that it took nothing (an error status, a refused connection).
+    """
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE)
+    subscription = models.ForeignKey(PushSubscription, on_delete=models.CASCADE)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "subscription"], name="push_delivery_once"
+            )
+        ]

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from redis.exceptions import RedisError
 
-from notifications import limits, messages, progress_state, sender, store, validation
+from notifications import limits, messages, progress_state, push, sender, store, validation
 from notifications.groups import event, notification_events, user_group
 from notifications.models import Notification
 from notifications.users import active_users
@@ -66,6 +66,7 @@ def notify(
     )
     notification, pairs = _save(user_or_id, fields, dedupe_key)
     sender.send_on_commit(pairs)
+    push.after_commit([notification])
     return notification
 
 
@@ -97,6 +98,8 @@ async def anotify(
     )
     notification, pairs = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
     await sender.send(pairs)
+    if push.enabled():  # with push off, no thread hop
+        await sync_to_async(push.after_commit)([notification])
     return notification
 
 
@@ -157,6 +160,7 @@ def notify_many(
             Notification(recipient_id=user_id, **fields) for user_id in user_ids
         )
         sender.send_on_commit(notification_events(created))
+        push.after_commit(created)
     return created
 
 

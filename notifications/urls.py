@@ -1,12 +1,13 @@
 """The app's HTTP side: the inbox API, task progress, socket tickets, preferences
-and the digest's unsubscribe link, health and metrics.
+and the digest's unsubscribe link, presence, Web Push devices and service
+worker, health and metrics.
 
 A project includes it under any prefix: `path("api/notifications/", include("notifications.urls"))`.
 """
 
 from django.urls import path
 
-from notifications import health, views
+from notifications import health, push_views, views
 
 app_name = "notifications"
 
@@ -21,4 +22,12 @@ urlpatterns = [
     path("digest/unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("health/", health.healthz, name="health"),
     path("metrics/", views.metrics, name="metrics"),
+    path("presence/", push_views.presence_view, name="presence"),
+    path("push/subscriptions/", push_views.subscriptions, name="push-subscriptions"),
+    path(
+        "push/subscriptions/<int:subscription_id>/",
+        push_views.subscription,
+        name="push-subscription",
+    ),
+    path("push/sw.js", push_views.service_worker, name="push-service-worker"),
 ]

@@ -117,3 +117,26 @@ def rabbitmq_server(tmp_path_factory):
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def push_vapid_keys() -> tuple[str, str]:
+    from notifications.push import new_vapid_keys
+
+    return new_vapid_keys()
+
+
+@pytest.fixture(scope="session")
+def push_stack(tmp_path_factory, push_vapid_keys):
+    """A real stack with Web Push on, sending to stand-in push services on 127.0.0.1
+    over http (tests/push_service.py); the shared `stack` keeps push off."""
+    public, private = push_vapid_keys
+    env = {
+        "NOTIFICATIONS_VAPID_PUBLIC_KEY": public,
+        "NOTIFICATIONS_VAPID_PRIVATE_KEY": private,
+        "NOTIFICATIONS_VAPID_SUBJECT": "mailto:ops@example.com",
+        "NOTIFICATIONS_PUSH_EXTRA_HOSTS": "127.0.0.1",
+        "NOTIFICATIONS_PUSH_ALLOW_HTTP": "true",
+    }
+    with running(tmp_path_factory.mktemp("push-stack"), "push-stack", env=env) as started:
+        yield started

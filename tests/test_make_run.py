@@ -121,3 +121,15 @@ async def test_when_its_redis_dies_make_run_starts_it_again(make_run):
     assert notice["title"] == "After the restart"
     assert run.poll() is None  # the stack is still up, whole
     assert "Traceback" not in log.read_text()
+
+
+def test_make_run_turns_web_push_on_with_a_development_key_pair_it_keeps(make_run):
+    env, _, _ = make_run
+    public, _private = (Path(env["RUN_DIR"]) / "vapid").read_text().split()
+    demo = Browserless(Here(env["PORT"]), "demo", password="demo-password")
+
+    with demo.opener.open(f"http://127.0.0.1:{env['PORT']}/", timeout=10) as response:
+        page = response.read().decode()
+
+    assert "Notify me on this device" in page
+    assert f'data-push-key="{public}"' in page

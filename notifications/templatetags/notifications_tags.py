@@ -9,7 +9,8 @@ The widget (bell, inbox, connection state, toasts and progress bars) renders
 only for a signed-in user, so a shared base template can include it on the
 login page too. It tells the scripts every URL through data attributes.
 {% notifications_script %} loads transport.js (the socket), then widget.js (the
-drawing) and preferences.js (the inbox's preferences panel); a page may also
+drawing), preferences.js (the inbox's preferences panel), then push.js
+("Notify me on this device", when the server has VAPID keys); a page may also
 use transport.js alone (see its header).
 """
 
@@ -22,6 +23,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from notifications import push
+from notifications.conf import app_settings
 from notifications.routing import websocket_path
 
 register = template.Library()
@@ -43,6 +46,18 @@ def notifications_widget(context: template.Context) -> dict:
         # Marking read is a POST; the token also sets the CSRF cookie.
         "csrf_token": get_token(request),
         "cancel_url": cancel_url_pattern(),
+        **push_context(),
+    }
+
+
+def push_context() -> dict:
+    """What push.js needs, when the server has VAPID keys (else no push section)."""
+    if not push.enabled():
+        return {}
+    return {
+        "push_key": app_settings.VAPID_PUBLIC_KEY,
+        "push_url": reverse("notifications:push-subscriptions"),
+        "push_worker": reverse("notifications:push-service-worker"),
     }
 
 
@@ -76,4 +91,5 @@ def notifications_script() -> SafeString:
         static("notifications/transport.js"),
         static("notifications/widget.js"),
         static("notifications/preferences.js"),
+        static("notifications/push.js"),
     )
