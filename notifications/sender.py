@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -73,13 +74,15 @@ class _Sender:
         self._queued = 0  # events ever queued
         self._done = 0  # events ever sent or given up on
         self._sending = False
-        self._direct_after = 0.0  # when callers may send directly again
+        # Per layer (so per set of Redis servers): when callers may send directly again.
+        self._direct_after: WeakKeyDictionary[object, float] = WeakKeyDictionary()
 
     def submit(self, pairs: list[tuple[str, dict]], layer: object) -> None:
         """Send (group, event) pairs now from this thread when nothing is queued
         before them (so a user's events stay in call order), else queue them."""
         with self._lock:
-            direct = self._queued == self._done and time.monotonic() >= self._direct_after
+            direct = self._queued == self._done
+            direct = direct and time.monotonic() >= self._direct_after.get(layer, 0.0)
         if direct:
             try:
                 over = layer.group_send_many_now(pairs)
@@ -88,7 +91,7 @@ class _Sender:
                     "sending directly failed (%r); queueing for %ss", exc, self.DIRECT_PAUSE
                 )
                 with self._lock:
-                    self._direct_after = time.monotonic() + self.DIRECT_PAUSE
+                    self._direct_after[layer] = time.monotonic() + self.DIRECT_PAUSE
             else:
                 count(pairs)
                 if over:

@@ -116,6 +116,25 @@ def test_unreachable_redis_still_saves_and_warns(alice, caplog, redis_server):
     assert "could not send 1 notification message(s)" in caplog.text
 
 
+def test_a_redis_that_is_down_is_tried_once_then_calls_queue(alice, caplog, redis_server):
+    """The first failed direct send pauses them: later calls do not each wait on Redis."""
+    from config.redis_server import free_port
+    from tests.conftest import use_redis
+
+    use_redis(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with caplog.at_level(logging.WARNING, logger="notifications.sender"):
+            saved = [notify(alice, f"Saved anyway {i}") for i in range(20)]
+            flush()
+    finally:
+        use_redis(redis_server.url)
+    assert Notification.objects.filter(pk__in=[n.pk for n in saved]).count() == 20
+    assert caplog.text.count("sending directly failed") == 1
+    listener = Listener(alice.pk)
+    notify(alice, "Redis is back")
+    assert listener.receive()["title"] == "Redis is back"
+
+
 def test_mark_read_ignores_ids_no_database_can_hold(alice, redis_server):
     n = notify(alice, "Unread")
     assert mark_read(alice.pk, [2**70, -1, n.pk]) == [n.pk]
