@@ -8,8 +8,9 @@
 The widget (bell, inbox, connection state, toasts and progress bars) renders
 only for a signed-in user, so a shared base template can include it on the
 login page too. It tells the scripts every URL through data attributes.
-{% notifications_script %} loads transport.js (the socket), then widget.js (the
-drawing); a page may also use transport.js alone (see its header).
+{% notifications_script %} loads transport.js (the socket), tabs.js (which tab
+shows a toast), then widget.js (the drawing); a page may also use transport.js
+alone (see its header).
 """
 
 from django import template
@@ -69,7 +70,9 @@ def notifications_script() -> SafeString:
     # defer: the scripts run once the whole page (and the widget in it) is
     # parsed, and in the order they appear: the widget draws with the transport.
     return format_html(
-        '<script src="{}" defer></script><script src="{}" defer></script>',
+        '<script src="{}" defer></script><script src="{}" defer></script>'
+        '<script src="{}" defer></script>',
         static("notifications/transport.js"),
+        static("notifications/tabs.js"),
         static("notifications/widget.js"),
     )
