@@ -210,7 +210,10 @@ def test_actions_are_buttons_and_a_hostile_url_is_no_link(stack, context):
         "user = User.objects.get(username='tabs-actions')\n"
         "Notification.objects.create(recipient=user, title='Hostile actions', actions=["
         "{'label': 'Run', 'url': 'javascript:alert(1)'},"
-        "{'label': 'Elsewhere', 'url': '//evil.example/x'}])",
+        "{'label': 'Elsewhere', 'url': '//evil.example/x'}])\n"
+        "Notification.objects.create(recipient=user, title='Odd actions', actions='Download')\n"
+        "Notification.objects.create(recipient=user, title='Half actions', actions=["
+        "None, {'url': '/files/2'}])",
     )
     page = sign_in(context, stack, "tabs-actions")
     send(
@@ -242,3 +245,5 @@ def test_actions_are_buttons_and_a_hostile_url_is_no_link(stack, context):
     expect(hostile).to_contain_text("Run")
     expect(hostile).to_contain_text("Elsewhere")
     expect(hostile.get_by_role("link")).to_have_count(0)
+    for title in ("Odd actions", "Half actions"):  # drawn without buttons, and no error
+        expect(inbox_item(inbox, title).get_by_role("link")).to_have_count(0)

@@ -37,7 +37,7 @@
 
   function elect(name) {
     if (typeof BroadcastChannel !== "function") {
-      return { decide: (id, show) => show(rank()), close() {} };
+      return { decide: (id, show) => show(rank()) };
     }
     // The oldest tab wins a tie; the random part separates two opened at once.
     const self = performance.timeOrigin + Math.random();
@@ -78,7 +78,7 @@
       if (data.kind === "hello") post("here"); // so it knows at once it is not alone
     });
     post("hello");
-    const heartbeat = setInterval(() => post("here"), HEARTBEAT_MS);
+    setInterval(() => post("here"), HEARTBEAT_MS);
     window.addEventListener("pagehide", () => post("bye"));
 
     return {
@@ -95,11 +95,6 @@
         setTimeout(() => {
           if (known.best === mine) show(mine.rank);
         }, SETTLE_MS);
-      },
-      close() {
-        clearInterval(heartbeat);
-        post("bye");
-        channel.close();
       },
     };
   }

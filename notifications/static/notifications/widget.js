@@ -207,7 +207,7 @@
     text.append(titleOf(notification, "nw-item-title"));
     if (notification.body) text.append(element("p", "nw-item-body", notification.body));
     text.append(timeOf(notification.created_at));
-    if (notification.actions && notification.actions.length) text.append(actionsOf(notification));
+    if (hasActions(notification)) text.append(actionsOf(notification));
     item.append(element("span", "nw-level-mark"), text);
     if (!notification.read) {
       const button = element("button", "nw-mark-read", "Mark as read");
@@ -282,7 +282,7 @@
       text.append(element("span", "nw-toast-more", " (+" + (group.count - 1) + " more)"));
     }
     if (notification.body) text.append(element("p", "nw-toast-body", notification.body));
-    if (notification.actions && notification.actions.length) text.append(actionsOf(notification));
+    if (hasActions(notification)) text.append(actionsOf(notification));
     const close = element("button", "nw-toast-close", "×");
     close.type = "button";
     close.setAttribute("aria-label", "Dismiss");
@@ -352,11 +352,16 @@
 
   // --- Actions --------------------------------------------------------------
 
+  function hasActions(notification) {
+    return Array.isArray(notification.actions) && notification.actions.length > 0;
+  }
+
   function actionsOf(notification) {
     // At most two buttons; one whose URL could run script or leave for an
     // unexpected place (javascript:, data:, //host) shows its label only.
     const box = element("div", "nw-actions");
     for (const action of notification.actions.slice(0, 2)) {
+      if (!action || typeof action.label !== "string") continue; // a row saved by hand
       const href = linkable(action.url);
       if (!href) {
         box.append(element("span", "nw-action nw-action-inert", action.label));
@@ -429,7 +434,12 @@
     // or the same notification shown by two tabs of a browser without
     // BroadcastChannel.
     const tag = group ? "collapse:" + notification.collapse_key : "notification:" + notification.id;
-    const alert = new Notification(notification.title + more, { body: notification.body, tag });
+    let alert;
+    try {
+      alert = new Notification(notification.title + more, { body: notification.body, tag });
+    } catch (error) {
+      return false; // a browser that makes them only from a service worker: toast instead
+    }
     alert.addEventListener("click", () => {
       window.focus();
       alert.close();
