@@ -2,13 +2,15 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from notifications import seen
+from notifications.models import Notification
 from tests.stack import Browserless, Stack
 from tests.tab import Tab
-
-pytestmark = pytest.mark.e2e
 
 
 def seen_ids(stack: Stack, username: str) -> dict[str, bool]:
@@ -37,6 +39,7 @@ async def notices(stack: Stack, user: str, *titles: str) -> list[int]:
     return [row["id"] for row in rows if row["title"] in titles]
 
 
+@pytest.mark.e2e
 async def test_seen_marks_only_the_sockets_own_notifications(stack):
     await asyncio.to_thread(stack.create_users, "seen-owner", "seen-stranger")
     own = await notices(stack, "seen-owner", "Mine, shown", "Mine, not shown")
@@ -52,6 +55,7 @@ async def test_seen_marks_only_the_sockets_own_notifications(stack):
     assert await asyncio.to_thread(seen_ids, stack, "seen-stranger") == {"Theirs": False}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "ids",
     [None, [], "all", [1.5], [True], ["1"], {"1": 1}, list(range(1, 1002))],
@@ -73,3 +77,20 @@ async def test_a_malformed_seen_frame_gets_an_error_and_the_socket_lives(stack, 
         await send_and_settle(tab, {"type": "seen", "ids": [notice]})
     titles = await asyncio.to_thread(seen_ids, stack, user)
     assert titles[f"Unseen {ids!r:.20}"] is True
+
+
+@pytest.mark.django_db
+def test_a_first_sighting_is_kept_and_only_the_users_own_rows_change(alice, bob):
+    earlier = timezone.now() - timedelta(hours=1)
+    old = Notification.objects.create(recipient=alice, title="Seen an hour ago", seen_at=earlier)
+    new = Notification.objects.create(recipient=alice, title="Just shown")
+    theirs = Notification.objects.create(recipient=bob, title="Bob's")
+
+    assert seen.mark_seen(alice.pk, [old.pk, new.pk, theirs.pk, -1, 2**70]) == 1
+
+    old.refresh_from_db()
+    new.refresh_from_db()
+    theirs.refresh_from_db()
+    assert old.seen_at == earlier
+    assert new.seen_at is not None
+    assert theirs.seen_at is None
