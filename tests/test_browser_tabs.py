@@ -247,3 +247,57 @@ def test_actions_are_buttons_and_a_hostile_url_is_no_link(stack, context):
     expect(hostile.get_by_role("link")).to_have_count(0)
     for title in ("Odd actions", "Half actions"):  # drawn without buttons, and no error
         expect(inbox_item(inbox, title).get_by_role("link")).to_have_count(0)
+
+
+# --- tabs.js alone ----------------------------------------------------------
+
+ELECTION_PAGE = """<!doctype html><title>Election</title>
+<script src="/static/notifications/tabs.js"></script>
+<script>
+  window.shown = [];
+  window.tabs = NotificationsTabs.elect("election-test");
+  window.receive = (id) => tabs.decide(id, (rank) => shown.push([id, rank]));
+</script>"""
+
+
+def election_tab(context, stack: Stack):
+    """A same-origin page with tabs.js alone, which says "hello" to the others."""
+    page = context.new_page()
+    page.goto(stack.base_url + "/no-widget-here/")  # a 404: the site's origin, no scripts
+    page.set_content(ELECTION_PAGE)
+    return page
+
+
+def shown_by(pages) -> list[list]:
+    return [page.evaluate("shown") for page in pages]
+
+
+def test_tabs_agree_on_one_whatever_order_and_lateness_the_copies_arrive_in(stack, browser):
+    elections = browser.new_context()
+    elections.add_init_script(INIT_SCRIPT)
+    try:
+        first, second, third = (election_tab(elections, stack) for _ in range(3))
+        pages = [first, second, third]
+        # Nearly together, youngest first: one shows it, the oldest (a tie on rank).
+        for page in reversed(pages):
+            page.evaluate("receive(1)")
+        wait_for(lambda: sum(map(len, shown_by(pages))) == 1, 10, "one shows notification 1")
+
+        # Two hidden tabs decide notification 2 between them; the copy reaches
+        # the visible third long after, and though its claim would be the best,
+        # it stays out.
+        first.evaluate("setHiddenForTest(true)")
+        second.evaluate("setHiddenForTest(true)")
+        first.evaluate("receive(2)")
+        second.evaluate("receive(2)")
+        wait_for(lambda: sum(map(len, shown_by(pages))) == 2, 10, "one shows notification 2")
+        third.evaluate("receive(2)")
+        # When the copies come together, the visible tab wins over the hidden,
+        # older ones, though it claims last.
+        first.evaluate("receive(3)")
+        second.evaluate("receive(3)")
+        third.evaluate("receive(3)")
+        wait_for(lambda: sum(map(len, shown_by(pages))) >= 3, 10, "one shows notification 3")
+        assert shown_by(pages) == [[[1, 2], [2, 0]], [], [[3, 2]]]
+    finally:
+        elections.close()
