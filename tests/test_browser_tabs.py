@@ -37,7 +37,8 @@ pytestmark = [
 # targets and popups included) and has no DevTools switch for it, so this test
 # switch stands in for the person leaving the site's tabs: it reports "hidden"
 # and fires visibilitychange, as the browser would. System notifications are
-# the browser's real ones, recorded as they are made.
+# the browser's real ones, recorded as they are made; window.focus() is the
+# real one, counted.
 INIT_SCRIPT = """
 (() => {
   let hidden = false;
@@ -48,6 +49,12 @@ INIT_SCRIPT = """
   window.setHiddenForTest = (value) => {
     hidden = value;
     document.dispatchEvent(new Event("visibilitychange"));
+  };
+  // Calls to window.focus() are counted where they outlive a navigation.
+  const realFocus = window.focus;
+  window.focus = function () {
+    sessionStorage.setItem("focusCalls", Number(sessionStorage.getItem("focusCalls")) + 1);
+    return realFocus.call(this);
   };
   window.systemAlerts = [];
   const RealNotification = window.Notification;
@@ -173,6 +180,7 @@ def test_when_no_tab_is_visible_one_system_notification_shows_and_a_click_opens_
         index = shown[pages.index(owner)].index("Export ready")
         owner.evaluate(f"systemAlerts[{index}].dispatchEvent(new Event('click'))")
         expect(owner).to_have_url(stack.base_url + "/reports/7")
+        assert owner.evaluate("sessionStorage.getItem('focusCalls')") == "1"
         wait_for(lambda: seen(stack, "tabs-hidden")["Export ready"], 30, "reported seen")
     finally:
         alerting.close()
