@@ -72,6 +72,7 @@
     }
 
     channel.addEventListener("message", ({ data }) => {
+      if (!data || typeof data !== "object") return; // not one of ours
       if (data.kind === "claim") note(data.id, { tab: data.tab, rank: data.rank });
       else if (data.kind === "bye") peers.delete(data.tab);
       else peers.set(data.tab, Date.now()); // "here", or "hello" from a new tab
