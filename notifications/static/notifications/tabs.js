@@ -20,10 +20,13 @@
   // Long enough for a claim to reach every tab (BroadcastChannel takes a few
   // milliseconds within one browser), short enough not to feel late.
   const SETTLE_MS = 300;
-  // Tabs say they are alive this often; one unheard for PEER_TTL_MS is gone.
-  // Only "is anybody else here" depends on it: the claims decide the rest.
-  const HEARTBEAT_MS = 2000;
-  const PEER_TTL_MS = 5000;
+  // Tabs say they are alive this often (and when they open, and "bye" when
+  // they go); one unheard for PEER_TTL_MS is gone. Browsers run a long-hidden
+  // tab's timers once a minute, so the limit is longer than that: hidden tabs
+  // that thought themselves alone would each show the notification. Only "is
+  // anybody else here" depends on it: the claims decide the rest.
+  const HEARTBEAT_MS = 20000;
+  const PEER_TTL_MS = 90000;
   const REMEMBERED_IDS = 500; // claims kept, for a copy that arrives late
 
   function rank() {
