@@ -8,7 +8,17 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
-from notifications import groups, inbox, limits, messages, metrics, progress_state, quota, reads
+from notifications import (
+    groups,
+    inbox,
+    limits,
+    messages,
+    metrics,
+    progress_state,
+    quota,
+    reads,
+    seen,
+)
 from notifications.auth import session_user
 from notifications.conf import app_settings
 from notifications.ratelimit import TokenBucket
@@ -253,8 +263,10 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             return
         if frame.get("type") == "read":
             await self._mark_read(frame.get("ids"))
+        elif frame.get("type") == "seen":
+            await self._mark_seen(frame.get("ids"))
         else:
-            await self._refuse("unknown_type", "the only type a client may send is 'read'")
+            await self._refuse("unknown_type", "a client may send only 'read' and 'seen'")
 
     async def _mark_read(self, ids: object) -> None:
         if ids == "all":
@@ -267,6 +279,19 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             await reads.amark_read(self.user_id, ids[: app_settings.READ_BATCH])
         else:
             await self._refuse("bad_field", "'ids' must be a non-empty list of integers or 'all'")
+
+    async def _mark_seen(self, ids: object) -> None:
+        if (
+            isinstance(ids, list)
+            and 0 < len(ids) <= seen.SEEN_IDS_PER_FRAME
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        ):
+            await seen.amark_seen(self.user_id, ids)
+        else:
+            await self._refuse(
+                "bad_field",
+                f"'ids' must be a list of 1 to {seen.SEEN_IDS_PER_FRAME} integers",
+            )
 
     async def _refuse(self, code: str, detail: str) -> None:
         await self.send_message(messages.make("error", code=code, detail=detail))

@@ -21,10 +21,12 @@ def test_anonymous_visitors_get_no_widget_but_pages_still_render():
     html = render(AnonymousUser())
     assert "data-notifications" not in html
     transport = html.index('<script src="/static/notifications/transport.js" defer></script>')
+    tabs = html.index('<script src="/static/notifications/tabs.js" defer></script>')
     widget = html.index('<script src="/static/notifications/widget.js" defer></script>')
-    assert transport < widget  # deferred scripts run in order: the widget needs the transport
     preferences = html.index('<script src="/static/notifications/preferences.js" defer></script>')
-    assert widget < preferences
+    push = html.index('<script src="/static/notifications/push.js" defer></script>')
+    # Deferred scripts run in order: the widget needs the transport and the tabs.
+    assert transport < tabs < widget < preferences < push
 
 
 @pytest.mark.django_db

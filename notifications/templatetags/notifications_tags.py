@@ -8,10 +8,10 @@
 The widget (bell, inbox, connection state, toasts and progress bars) renders
 only for a signed-in user, so a shared base template can include it on the
 login page too. It tells the scripts every URL through data attributes.
-{% notifications_script %} loads transport.js (the socket), then widget.js (the
-drawing), preferences.js (the inbox's preferences panel), then push.js
-("Notify me on this device", when the server has VAPID keys); a page may also
-use transport.js alone (see its header).
+{% notifications_script %} loads transport.js (the socket), tabs.js (which tab
+shows a toast), widget.js (the drawing), preferences.js (the inbox's
+preferences panel), then push.js ("Notify me on this device", when the server
+has VAPID keys); a page may also use transport.js alone (see its header).
 """
 
 from django import template
@@ -20,7 +20,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import resolve_url
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from notifications import push
@@ -81,15 +81,16 @@ def notifications_styles() -> SafeString:
     )
 
 
+# In the order they must run.
+SCRIPTS = ("transport.js", "tabs.js", "widget.js", "preferences.js", "push.js")
+
+
 @register.simple_tag
 def notifications_script() -> SafeString:
     # defer: the scripts run once the whole page (and the widget in it) is
     # parsed, and in the order they appear: the widget draws with the transport.
-    return format_html(
-        '<script src="{}" defer></script><script src="{}" defer></script>'
+    return format_html_join(
+        "",
         '<script src="{}" defer></script>',
-        static("notifications/transport.js"),
-        static("notifications/widget.js"),
-        static("notifications/preferences.js"),
-        static("notifications/push.js"),
+        ((static(f"notifications/{name}"),) for name in SCRIPTS),
     )

@@ -8,7 +8,8 @@
 //     const connection = NotificationsTransport.connect({
 //       onMessage(message) { if (message.type === "notification") console.log(message.title); },
 //     });
-//     // later: connection.markRead([id]) or connection.markRead("all"); connection.close();
+//     // later: connection.markRead([id]) or connection.markRead("all");
+//     // connection.markSeen([id]); connection.close();
 //   </script>
 //
 // Options of connect() (only onMessage is needed on the site's own pages):
@@ -206,6 +207,14 @@
       markRead(ids) {
         if (!live) return false;
         socket.send(JSON.stringify({ type: "read", ids }));
+        return true;
+      },
+      // Tells the server these notifications were shown to the person (a
+      // toast, a system notification, the open inbox). False without a live
+      // socket; the caller keeps them for later.
+      markSeen(ids) {
+        if (!live) return false;
+        socket.send(JSON.stringify({ type: "seen", ids }));
         return true;
       },
       close() {

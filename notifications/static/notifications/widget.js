@@ -1,7 +1,7 @@
 // The notification widget for a signed-in user: an inbox behind a bell,
 // toasts, task progress bars and the connection's state, drawn from the
-// messages of transport.js (which must load first). No dependencies, no build
-// step.
+// messages of transport.js and told by tabs.js which tab pops up what (both
+// must load first). No dependencies, no build step.
 //
 // The page says where everything is through data attributes on the widget
 // that {% notifications_widget %} renders, so this file holds no URLs.
@@ -26,6 +26,7 @@
   const readAllButton = part("read-all");
   const progressList = part("progress");
   const toastList = part("toasts");
+  const desktopButton = part("desktop");
 
   const TOAST_MS = 6000;
   const MAX_TOASTS = 4;
@@ -80,6 +81,7 @@
       // Reads and arrivals while this tab was away: the inbox has them.
       if (greeted) refreshInbox();
       greeted = true;
+      shown([]); // what could not be told while the socket was down
     },
     notification: arrive,
     progress: showProgress,
@@ -109,8 +111,18 @@
       setUnread(unread + 1);
     }
     if (notification.task_id) finishTask(notification.task_id);
-    showToast(notification);
+    announce(notification);
     renderInbox();
+  }
+
+  function announce(notification) {
+    // Every tab lists it; one tab pops it up: a toast, or a system
+    // notification when no tab of the site is visible (tabs.js).
+    const group = collapse(notification);
+    tabs.decide(notification.id, (rank) => {
+      if (rank === 0 && showDesktop(notification, group)) return;
+      showToast(notification, group);
+    });
   }
 
   // --- The HTTP API ---------------------------------------------------------
@@ -181,6 +193,7 @@
     const hadFocus = panel.contains(document.activeElement);
     list.replaceChildren(...newest.map(inboxItem));
     emptyNote.hidden = newest.length > 0;
+    if (!panel.hidden) shown(newest.map((notification) => notification.id));
     // A "Mark as read" button that was just clicked is gone; keep the
     // keyboard in the panel rather than back at the top of the page.
     if (hadFocus && !panel.contains(document.activeElement)) panel.focus();
@@ -194,6 +207,7 @@
     text.append(titleOf(notification, "nw-item-title"));
     if (notification.body) text.append(element("p", "nw-item-body", notification.body));
     text.append(timeOf(notification.created_at));
+    if (hasActions(notification)) text.append(actionsOf(notification));
     item.append(element("span", "nw-level-mark"), text);
     if (!notification.read) {
       const button = element("button", "nw-mark-read", "Mark as read");
@@ -246,20 +260,36 @@
 
   // --- Toasts -------------------------------------------------------------
 
-  function showToast(notification) {
+  function showToast(notification, group) {
+    if (group && group.toast && group.toast.isConnected) {
+      // One toast for the whole group: the newest takes the old one's place.
+      const ids = group.toast.dataset.ids + "," + notification.id;
+      group.toast.remove();
+      group.toast = null;
+      showToast(notification, group);
+      group.toast.dataset.ids = ids;
+      return;
+    }
     const toast = element("div", "nw-toast nw-level-" + notification.level);
+    toast.dataset.ids = String(notification.id);
+    if (group) group.toast = toast;
     // Errors interrupt a screen reader; the rest wait their turn in the
     // polite live region around the toasts.
     if (notification.level === "error") toast.setAttribute("role", "alert");
     const text = element("div", "nw-toast-text");
     text.append(titleOf(notification, "nw-toast-title"));
+    if (group && group.count > 1) {
+      text.append(element("span", "nw-toast-more", " (+" + (group.count - 1) + " more)"));
+    }
     if (notification.body) text.append(element("p", "nw-toast-body", notification.body));
+    if (hasActions(notification)) text.append(actionsOf(notification));
     const close = element("button", "nw-toast-close", "×");
     close.type = "button";
     close.setAttribute("aria-label", "Dismiss");
     close.addEventListener("click", () => dismiss(toast));
     toast.append(element("span", "nw-level-mark"), text, close);
     toastList.append(toast);
+    if (document.visibilityState === "visible") shown(toastIds(toast));
     while (toastList.children.length > MAX_TOASTS) {
       // Make room by the oldest that would have gone anyway, else the oldest;
       // every one of them is still in the inbox.
@@ -292,6 +322,173 @@
   toastList.addEventListener("keydown", (event) => {
     const toast = event.target.closest(".nw-toast");
     if (event.key === "Escape" && toast) dismiss(toast);
+  });
+
+  function toastIds(toast) {
+    return toast.dataset.ids.split(",").map(Number);
+  }
+
+  // --- Collapsing -----------------------------------------------------------
+
+  // Notifications with the same collapse key, each within this long of the
+  // one before (by the server's clock, so every tab groups alike), share one
+  // toast: the newest, with "(+2 more)". The inbox lists each.
+  const COLLAPSE_MS = 5000;
+  const collapsing = new Map(); // collapse key -> { last, count, toast }
+
+  function collapse(notification) {
+    const key = notification.collapse_key;
+    if (!key) return null;
+    const at = Date.parse(notification.created_at);
+    let group = collapsing.get(key);
+    if (!group || Math.abs(at - group.last) > COLLAPSE_MS) {
+      group = { last: at, count: 0, toast: null };
+      collapsing.set(key, group);
+    }
+    group.last = Math.max(group.last, at);
+    group.count += 1;
+    return group;
+  }
+
+  // --- Actions --------------------------------------------------------------
+
+  function hasActions(notification) {
+    return Array.isArray(notification.actions) && notification.actions.length > 0;
+  }
+
+  function actionsOf(notification) {
+    // At most two buttons; one whose URL could run script or leave for an
+    // unexpected place (javascript:, data:, //host) shows its label only.
+    const box = element("div", "nw-actions");
+    for (const action of notification.actions.slice(0, 2)) {
+      if (!action || typeof action.label !== "string") continue; // a row saved by hand
+      const href = linkable(action.url);
+      if (!href) {
+        box.append(element("span", "nw-action nw-action-inert", action.label));
+        continue;
+      }
+      const link = element("a", "nw-action", action.label);
+      link.href = href;
+      if (new URL(href).origin !== location.origin) link.rel = "noopener noreferrer";
+      box.append(link);
+    }
+    return box;
+  }
+
+  function linkable(url) {
+    // The server's own rule (validation.link): absolute http(s), or a path
+    // on this site; nothing with spaces, control characters or backslashes.
+    if (typeof url !== "string" || /[\s\\\x00-\x1f]/.test(url)) return null;
+    if (/^https?:\/\/[^/]/i.test(url)) {
+      try {
+        return new URL(url).href;
+      } catch (error) {
+        return null;
+      }
+    }
+    if (url.startsWith("/") && !url.startsWith("//")) return new URL(url, location.origin).href;
+    return null;
+  }
+
+  // --- Desktop alerts -------------------------------------------------------
+
+  // Off until the person turns them on in the inbox; the browser's permission
+  // is asked only from that click. Kept per browser, so every tab agrees.
+  const DESKTOP_KEY = "notifications:desktop:" + config.userId;
+
+  function desktopOn() {
+    if (!("Notification" in window) || Notification.permission !== "granted") return false;
+    try {
+      return localStorage.getItem(DESKTOP_KEY) === "on";
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function renderDesktopButton() {
+    desktopButton.hidden = !("Notification" in window);
+    if (desktopButton.hidden) return;
+    const blocked = Notification.permission === "denied";
+    desktopButton.disabled = blocked;
+    desktopButton.textContent = blocked
+      ? "Desktop alerts are blocked in this browser"
+      : desktopOn()
+        ? "Turn off desktop alerts"
+        : "Turn on desktop alerts";
+  }
+
+  async function toggleDesktop() {
+    const on = !desktopOn() && (await Notification.requestPermission()) === "granted";
+    try {
+      localStorage.setItem(DESKTOP_KEY, on ? "on" : "off");
+    } catch (error) {
+      // storage disabled: alerts stay off, as before the click
+    }
+    renderDesktopButton();
+  }
+
+  function showDesktop(notification, group) {
+    if (!desktopOn()) return false;
+    const more = group && group.count > 1 ? " (+" + (group.count - 1) + " more)" : "";
+    // The tag makes the system replace rather than stack: a collapsed group,
+    // or the same notification shown by two tabs of a browser without
+    // BroadcastChannel.
+    const tag = group ? "collapse:" + notification.collapse_key : "notification:" + notification.id;
+    let alert;
+    try {
+      alert = new Notification(notification.title + more, { body: notification.body, tag });
+    } catch (error) {
+      return false; // a browser that makes them only from a service worker: toast instead
+    }
+    alert.addEventListener("click", () => {
+      window.focus();
+      alert.close();
+      const href = linkable(notification.url);
+      if (!href) return;
+      if (new URL(href).origin === location.origin) location.assign(href);
+      else window.open(href, "_blank", "noopener");
+    });
+    shown([notification.id]);
+    return true;
+  }
+
+  desktopButton.addEventListener("click", toggleDesktop);
+  window.addEventListener("storage", (event) => {
+    if (event.key === DESKTOP_KEY) renderDesktopButton();
+  });
+
+  // --- Seen -----------------------------------------------------------------
+
+  // Ids shown to the person, told to the server (which may leave them out of
+  // an email digest) at most once a second: a burst of toasts is one frame,
+  // and the frames stay within the user's budget however many tabs are open.
+  const SEEN_FLUSH_MS = 1000;
+  const SEEN_PER_FRAME = 1000;
+  const seenToTell = new Set();
+  const seenTold = new Set();
+  let seenTimer = null;
+
+  function shown(ids) {
+    for (const id of ids) if (!seenTold.has(id)) seenToTell.add(id);
+    if (seenToTell.size && !seenTimer) seenTimer = setTimeout(tellSeen, SEEN_FLUSH_MS);
+  }
+
+  function tellSeen() {
+    seenTimer = null;
+    const ids = [...seenToTell].slice(0, SEEN_PER_FRAME);
+    if (!ids.length || !connection.markSeen(ids)) return; // the next hello tries again
+    for (const id of ids) {
+      seenToTell.delete(id);
+      seenTold.add(id);
+    }
+    if (seenToTell.size) seenTimer = setTimeout(tellSeen, SEEN_FLUSH_MS);
+  }
+
+  // A toast popped up while this tab was hidden is seen when it comes back.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible") return;
+    for (const toast of toastList.children) shown(toastIds(toast));
+    if (!panel.hidden) renderInbox();
   });
 
   // --- Progress -------------------------------------------------------------
@@ -430,6 +627,8 @@
     },
   };
 
+  const tabs = window.NotificationsTabs.elect("notifications:" + config.userId);
+  renderDesktopButton();
   refreshInbox();
   connection = window.NotificationsTransport.connect({
     url: config.wsPath,
