@@ -5,6 +5,7 @@ did (the figures are on each function). Everything else uses the ORM.
 """
 
 from typing import Any
+from weakref import WeakSet
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -96,43 +97,36 @@ def insert(notification: Notification) -> int | None:
     the row of the transaction it waited for. On PostgreSQL a second statement
     in the same query reads it (one query is one transaction in autocommit, so
     the lock is still held); psycopg sends both at once when it binds
-    parameters itself, as Django's default cursor does.
+    parameters itself, as Django's default cursor does. In autocommit both are
+    prepared once per connection (`_execute_prepared`).
     """
     qn = connection.ops.quote_name
     values = [f.get_db_prep_save(f.pre_save(notification, True), connection) for f in _COLUMNS]
-    columns = ", ".join(qn(f.column) for f in _COLUMNS)
-    users = qn(User._meta.db_table)
-    table = qn(Notification._meta.db_table)
-    pk = qn(Notification._meta.pk.column)
-    lock, source, params = "", users, [*values, notification.recipient_id]
-    if connection.vendor == "postgresql":
-        # A volatile CTE runs before the row it joins is built, so before nextval().
-        lock, source = f"WITH user_lock AS (SELECT {_lock_users_sql('%s')}) ", f"{users}, user_lock"
-        params = [notification.recipient_id, *params]
-    sql = (
-        f"{lock}INSERT INTO {table} ({columns}) "
-        f"SELECT {', '.join(['%s'] * len(values))} FROM {source} "
-        f"WHERE {users}.{qn(User._meta.pk.column)} = %s "
-        f"RETURNING {pk}"
-    )
-    previous_sql = f"SELECT MAX({pk}) FROM {table} WHERE recipient_id = %s AND {pk} < %s"
+    user = notification.recipient_id
     with connection.cursor() as cursor:
         if _sends_many_statements(cursor):
-            # Under the lock, the new row is the recipient's newest: the previous
-            # one is the next below it.
-            cursor.execute(
-                f"{sql}; SELECT {pk} FROM {table} WHERE recipient_id = %s "
-                f"ORDER BY {pk} DESC LIMIT 1 OFFSET 1",
-                [*params, notification.recipient_id],
-            )
+            if connection.in_atomic_block:
+                cursor.execute(_postgresql_sql(), [user, *values, user, user])
+            else:
+                _execute_prepared(cursor, [user, *values])
             row = cursor.fetchone()
             cursor.nextset()
             previous = cursor.fetchone() or (0,)
         else:
-            cursor.execute(sql, params)
+            users, table = qn(User._meta.db_table), qn(Notification._meta.db_table)
+            pk = qn(Notification._meta.pk.column)
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(qn(f.column) for f in _COLUMNS)}) "
+                f"SELECT {', '.join(['%s'] * len(values))} FROM {users} "
+                f"WHERE {users}.{qn(User._meta.pk.column)} = %s RETURNING {pk}",
+                [*values, user],
+            )
             row = cursor.fetchone()
             if row:
-                cursor.execute(previous_sql, [notification.recipient_id, row[0]])
+                cursor.execute(
+                    f"SELECT MAX({pk}) FROM {table} WHERE recipient_id = %s AND {pk} < %s",
+                    [user, row[0]],
+                )
                 previous = cursor.fetchone() or (0,)
     if row is None:
         return None
@@ -140,6 +134,78 @@ def insert(notification: Notification) -> int | None:
     notification._state.adding = False
     notification._state.db = connection.alias
     return previous[0] or 0
+
+
+def _postgresql_sql(param: str = "%s") -> str:
+    """The insert under the recipient's lock, then the recipient's previous id.
+
+    Parameters: the user id, each column's value, the user id again (for the
+    insert), then the user id (for the previous id); `param` names them.
+    A volatile CTE runs before the row it joins is built, so the lock is taken
+    before nextval(). Under the lock the new row is the recipient's newest:
+    the previous one is the next below it.
+    """
+    qn = connection.ops.quote_name
+    users, table = qn(User._meta.db_table), qn(Notification._meta.db_table)
+    pk = qn(Notification._meta.pk.column)
+    numbered = param != "%s"
+    first, values, again, last = (
+        ("$1", [f"${i}" for i in range(2, len(_COLUMNS) + 2)], "$1", "$1")
+        if numbered
+        else ("%s", ["%s"] * len(_COLUMNS), "%s", "%s")
+    )
+    return (
+        f"WITH user_lock AS (SELECT {_lock_users_sql(first)}) "
+        f"INSERT INTO {table} ({', '.join(qn(f.column) for f in _COLUMNS)}) "
+        f"SELECT {', '.join(values)} FROM {users}, user_lock "
+        f"WHERE {users}.{qn(User._meta.pk.column)} = {again} RETURNING {pk}; "
+        f"SELECT {pk} FROM {table} WHERE recipient_id = {last} ORDER BY {pk} DESC LIMIT 1 OFFSET 1"
+    )
+
+
+# PostgreSQL connections (psycopg's) on which _execute_prepared has prepared its statements.
+_prepared: WeakSet = WeakSet()
+_STATEMENTS = ("notifications_insert", "notifications_previous")
+
+
+def _execute_prepared(cursor: Any, params: list) -> None:
+    """Run the statements of `_postgresql_sql` as ones prepared on this connection.
+
+    Planning them on every call cost more than running them: measured alone on
+    PostgreSQL 15, 0.65 ms a call planned each time, 0.50 ms prepared. A
+    prepared statement lives as long as its server session; one that is gone
+    (a pooler in transaction mode, DISCARD ALL) is prepared again, which is
+    safe here because in autocommit the failed call changed nothing.
+    """
+    import psycopg
+
+    raw = connection.connection
+    args = ", ".join(["%s"] * len(params))
+    run = f"EXECUTE notifications_insert({args}); EXECUTE notifications_previous(%s)"
+    for attempt in (1, 2):
+        if raw not in _prepared:
+            insert_sql, previous_sql = _postgresql_sql("$").split("; ")
+            types = ", ".join(["bigint", *(f.db_type(connection) for f in _COLUMNS)])
+            # A session this process did not see begin (behind a pooler) may hold them.
+            cursor.execute(
+                "SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)", [list(_STATEMENTS)]
+            )
+            for (name,) in cursor.fetchall():
+                cursor.execute(f"DEALLOCATE {name}")
+            cursor.execute(
+                f"PREPARE notifications_insert({types}) AS {insert_sql}; "
+                f"PREPARE notifications_previous(bigint) AS {previous_sql}"
+            )
+            _prepared.add(raw)
+        try:
+            cursor.execute(run, [*params, params[0]])
+            return
+        except Exception as exc:
+            if attempt == 2 or not isinstance(
+                exc.__cause__, psycopg.errors.InvalidSqlStatementName
+            ):
+                raise
+            _prepared.discard(raw)
 
 
 def _sends_many_statements(cursor: Any) -> bool:

@@ -3,7 +3,7 @@
 import logging
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from notifications import flush, mark_read, metrics, notify, notify_all, notify_many
 from notifications.models import Notification
@@ -133,6 +133,18 @@ def test_a_redis_that_is_down_is_tried_once_then_calls_queue(alice, caplog, redi
     listener = Listener(alice.pk)
     notify(alice, "Redis is back")
     assert listener.receive()["title"] == "Redis is back"
+
+
+def test_a_prepared_statement_that_is_gone_is_prepared_again(alice, redis_server):
+    """As when a pooler hands the next call another server session (store.py)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL's notify() uses prepared statements")
+    listener = Listener(alice.pk)
+    first = notify(alice, "Prepared")
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    second = notify(alice, "Prepared again")
+    assert [listener.receive()["id"] for _ in range(2)] == [first.pk, second.pk]
 
 
 def test_mark_read_ignores_ids_no_database_can_hold(alice, redis_server):
