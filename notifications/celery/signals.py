@@ -106,7 +106,7 @@ def notify_outcome(
 ) -> None:
     if state not in (states.SUCCESS, states.FAILURE):
         return
-    if fanout_state.job_of(task.request) is not None:
+    if fanout_state.job_of(getattr(task, "request", None)) is not None:
         return  # a fan-out job's part: its job sends the one notice (fanout.py)
     argument = user_argument(task, args, kwargs)
     if argument is None:
