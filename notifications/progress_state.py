@@ -7,6 +7,11 @@ pushed back on every report, and a field older than that is ignored, so a task
 whose worker vanished does not keep a bar forever. The field goes when the
 task's final notice is saved (notifications.celery.signals).
 
+Beside it, which worker runs each task (`notifications:progress-worker:<user_id>`,
+set when a task starts) and each worker's heartbeat (`notifications:worker:<name>`,
+lapsing after NOTIFICATIONS_WORKER_TIMEOUT), so that a task whose worker has died
+can be told apart from one that is merely quiet (`stalled`).
+
 This is a convenience over the live messages: every failure here is logged by
 the caller and never fails a task or a socket.
 """
@@ -32,7 +37,52 @@ def remember(user_id: int, task_id: str, percent: float, message: str, at: str) 
 
 
 def forget(user_id: int, task_id: str) -> None:
-    app_redis().hdel(key(user_id), task_id)
+    pipe = app_redis().pipeline(transaction=False)
+    pipe.hdel(key(user_id), task_id)
+    pipe.hdel(worker_key(user_id), task_id)
+    pipe.execute()
+
+
+def worker_key(user_id: int) -> str:
+    return f"notifications:progress-worker:{user_id}"
+
+
+def alive_key(worker: str) -> str:
+    return f"notifications:worker:{worker}"
+
+
+def runs_on(user_id: int, task_id: str, worker: str) -> None:
+    """Note the worker that (now) runs the task; a redelivered task's new worker replaces it."""
+    pipe = app_redis().pipeline(transaction=False)
+    pipe.hset(worker_key(user_id), task_id, worker)
+    pipe.expire(worker_key(user_id), app_settings.PROGRESS_TTL)
+    pipe.execute()
+
+
+def alive(worker: str) -> None:
+    """A worker's heartbeat: it counts as alive for WORKER_TIMEOUT seconds."""
+    app_redis().set(alive_key(worker), 1, ex=app_settings.WORKER_TIMEOUT)
+
+
+def gone(worker: str) -> None:
+    """A worker that stops on purpose is gone at once."""
+    app_redis().delete(alive_key(worker))
+
+
+def stalled(user_id: int, task_ids: list[str]) -> set[str]:
+    """Those of the tasks whose worker is known and has stopped beating."""
+    if not task_ids:
+        return set()
+    client = app_redis()
+    workers = dict(zip(task_ids, client.hmget(worker_key(user_id), task_ids), strict=True))
+    names = sorted({w for w in workers.values() if w})
+    if not names:
+        return set()
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(alive_key(name))
+    living = {name for name, up in zip(names, pipe.execute(), strict=True) if up}
+    return {task for task, worker in workers.items() if worker and worker not in living}
 
 
 def running(user_id: int) -> dict[str, dict]:

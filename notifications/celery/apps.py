@@ -11,8 +11,15 @@ class CeleryNotificationsConfig(AppConfig):
     def ready(self) -> None:
         # Connected once Django is ready, in every process that loads the
         # project (worker children included): lifecycle notices, the kombu
-        # fixes, the task owners kept for cancelling, fan-out jobs' tallies, and
-        # beat's pruning entry.
-        from notifications.celery import beat, fanout, kombu_patches, owners, signals  # noqa: F401
+        # fixes, the task owners kept for cancelling, fan-out jobs' tallies, the
+        # workers' heartbeats, and beat's pruning entry.
+        from notifications.celery import (  # noqa: F401
+            beat,
+            fanout,
+            kombu_patches,
+            liveness,
+            owners,
+            signals,
+        )
 
         beat.add_prune_entry()

@@ -1,0 +1,66 @@
+"""Which worker runs each task, and whether that worker is still alive.
+
+Each worker's main process beats every third of NOTIFICATIONS_WORKER_TIMEOUT
+(a key in the app's Redis that lapses after the timeout), and each task with
+a user notes its worker when it starts. A worker killed outright (its machine
+gone) stops beating; its tasks' bars then say they wait for a worker
+(progress_state.stalled) until the task runs again elsewhere (its message is
+redelivered, see redelivery.py) and its next report brings the bar back.
+A fan-out job's parts are not tracked: the job runs on many workers at once.
+"""
+
+import logging
+import threading
+from typing import Any
+
+from celery.signals import task_prerun, worker_ready, worker_shutdown
+from redis.exceptions import RedisError
+
+from notifications import progress_state
+from notifications.celery import fanout_state
+from notifications.celery.reporting import user_of
+from notifications.conf import app_settings
+
+log = logging.getLogger(__name__)
+
+_stopped = threading.Event()
+
+
+def beat(worker: str) -> None:
+    """Beat until the worker shuts down; an unreachable Redis skips a beat."""
+    while True:
+        try:
+            progress_state.alive(worker)
+        except RedisError as exc:
+            log.warning("worker heartbeat not recorded: %r", exc)
+        if _stopped.wait(app_settings.WORKER_TIMEOUT / 3):
+            return
+
+
+@worker_ready.connect
+def start_beating(sender: Any, **_: Any) -> None:
+    # In the worker's main process, after the pool has forked its children.
+    name = sender.hostname
+    threading.Thread(target=beat, args=(name,), name="notifications-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def stop_beating(sender: Any, **_: Any) -> None:
+    _stopped.set()
+    name = getattr(sender, "hostname", None)
+    if name:
+        try:
+            progress_state.gone(name)
+        except RedisError as exc:  # it lapses with the timeout
+            log.warning("worker %s not marked gone: %r", name, exc)
+
+
+@task_prerun.connect
+def note_worker(task_id: str, task: Any, args: Any, kwargs: Any, **_: Any) -> None:
+    user_id = user_of(task, args, kwargs)
+    if user_id is None or fanout_state.job_of(task.request) is not None:
+        return
+    try:
+        progress_state.runs_on(user_id, task_id, task.request.hostname)
+    except RedisError as exc:
+        log.warning("worker of task %s not recorded: %r", task_id, exc)
