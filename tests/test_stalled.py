@@ -116,7 +116,7 @@ async def test_a_killed_workers_task_waits_for_a_worker_then_resumes_elsewhere(t
         # Its heartbeat lapses within WORKER_TIMEOUT; its message comes back later.
         await asyncio.to_thread(wait_for, progress_says_stalled, 10, "the worker to count as gone")
         kinds = [(m["type"], m["task_id"]) for m in await first_messages(stack, session)]
-        assert kinds == [("progress", task_id), ("stalled", task_id)]
+        assert kinds[:2] == [("progress", task_id), ("stalled", task_id)]
 
         # The survivor runs it again; its reports bring the bar back, stalled no more.
         await tab.until(
@@ -126,4 +126,5 @@ async def test_a_killed_workers_task_waits_for_a_worker_then_resumes_elsewhere(t
         await tab.until(lambda m: m.get("task_id") == task_id and m["type"] == "progress")
         assert not await asyncio.to_thread(progress_says_stalled)
         kinds = [(m["type"], m["task_id"]) for m in await first_messages(stack, session)]
-        assert kinds == [("progress", task_id)]
+        assert kinds[0] == ("progress", task_id)  # live reports may follow before the barrier
+        assert ("stalled", task_id) not in kinds
