@@ -146,3 +146,5 @@ async def test_parts_with_a_user_id_of_their_own_still_give_one_bar_and_one_noti
         # Halfway reports of the parts (50%) show between the steps their ends make.
         assert {m["percent"] for m in bars} - {0, 33.3, 66.7, 100}
         await assert_one_notice(stack, tab, "fanout_lea", notice)
+    # A part is cancelled only with its job: on its own it is no task of hers.
+    assert await asyncio.to_thread(post_cancel, lea, f"{job_id}.1") == 404

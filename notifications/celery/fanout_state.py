@@ -31,8 +31,12 @@ def key(job_id: str, part: str = "") -> str:
 
 def job_of(request: Any) -> str | None:
     """The fan-out job a task's request belongs to, or None; no Redis involved."""
-    group = getattr(request, "group", None)
-    return group if isinstance(group, str) and group.startswith(PREFIX) else None
+    return job_in(getattr(request, "group", None))
+
+
+def job_in(group_id: Any) -> str | None:
+    """`group_id` when it is a fan-out job's id (the group of its parts), else None."""
+    return group_id if isinstance(group_id, str) and group_id.startswith(PREFIX) else None
 
 
 @dataclass(frozen=True)
