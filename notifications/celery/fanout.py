@@ -13,6 +13,12 @@ never runs when a part fails, and needs a result backend.
 
 Parts send no notice of their own, even with a `user_id` argument
 (signals.py skips them). Cancelling the job id revokes its parts (cancel.py).
+
+A part counts once it ends in success or failure (task_postrun, in the pool
+process). One that never does — ignored (`Ignore`), or lost with its process
+where task_reject_on_worker_lost is off — leaves its job unfinished until the
+tally lapses (fanout_state.JOB_TTL); with this project's settings a lost part
+is queued again and runs.
 """
 
 import logging
@@ -69,7 +75,9 @@ def start_fanout(user_id: int, title: str, signatures: Iterable[Signature]) -> s
 
 
 def readable_reason(state: str, retval: Any) -> str:
-    return str(retval) if state == states.FAILURE and isinstance(retval, UserError) else ""
+    """A failed part's message fit to show (a UserError's), within the notice's body."""
+    readable = state == states.FAILURE and isinstance(retval, UserError)
+    return shorten(str(retval), BODY_MAX) if readable else ""
 
 
 def final_fields(job: Tally) -> dict:
