@@ -88,3 +88,10 @@ def test_the_demo_starts_twelve_parts_of_one_job_for_the_caller(alice, redis_cli
     assert sorted(h["id"] for h in headers) == sorted(f"{job_id}.{n}" for n in range(1, 13))
     assert {h["task"] for h in headers} == {"tasks.tasks.export_statement"}
     assert redis_client.hget(f"notifications:fanout:{job_id}", "user") == str(alice.pk).encode()
+
+
+@pytest.mark.parametrize("percent", ["half", None, float("nan"), float("inf")])
+def test_a_parts_report_that_is_no_percent_is_logged_and_counts_nothing(job, percent, caplog):
+    fanout_state.report_part(job, PARTS[0], percent)
+    assert "is not a percent" in caplog.text
+    assert fanout_state.tally(job, PARTS[1], 0).percent == 0
