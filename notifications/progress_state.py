@@ -37,9 +37,13 @@ def remember(user_id: int, task_id: str, percent: float, message: str, at: str) 
 
 
 def forget(user_id: int, task_id: str) -> None:
-    pipe = app_redis().pipeline(transaction=False)
+    client = app_redis()
+    worker = client.hget(worker_key(user_id), task_id)
+    pipe = client.pipeline(transaction=False)
     pipe.hdel(key(user_id), task_id)
     pipe.hdel(worker_key(user_id), task_id)
+    if worker:
+        pipe.srem(tasks_key(worker), f"{user_id}:{task_id}")
     pipe.execute()
 
 
@@ -51,22 +55,64 @@ def alive_key(worker: str) -> str:
     return f"notifications:worker:{worker}"
 
 
+def tasks_key(worker: str) -> str:
+    """The set of "<user id>:<task id>" a worker has started and not yet ended."""
+    return f"notifications:worker-tasks:{worker}"
+
+
+WORKERS = "notifications:workers"  # sorted set: worker -> the time of its last beat
+
+
+def now(client) -> float:
+    """Redis's clock, which every worker shares whatever its own says."""
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1e6
+
+
 def runs_on(user_id: int, task_id: str, worker: str) -> None:
     """Note the worker that (now) runs the task; a redelivered task's new worker replaces it."""
     pipe = app_redis().pipeline(transaction=False)
     pipe.hset(worker_key(user_id), task_id, worker)
     pipe.expire(worker_key(user_id), app_settings.PROGRESS_TTL)
+    pipe.sadd(tasks_key(worker), f"{user_id}:{task_id}")
+    pipe.expire(tasks_key(worker), app_settings.PROGRESS_TTL)
     pipe.execute()
 
 
 def alive(worker: str) -> None:
     """A worker's heartbeat: it counts as alive for WORKER_TIMEOUT seconds."""
-    app_redis().set(alive_key(worker), 1, ex=app_settings.WORKER_TIMEOUT)
+    client = app_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.set(alive_key(worker), 1, ex=app_settings.WORKER_TIMEOUT)
+    pipe.zadd(WORKERS, {worker: now(client)})
+    pipe.execute()
 
 
 def gone(worker: str) -> None:
-    """A worker that stops on purpose is gone at once."""
-    app_redis().delete(alive_key(worker))
+    """A worker that stops on purpose is gone at once; the next sweep elsewhere
+    tells the users of any task it left (cold shutdown)."""
+    pipe = app_redis().pipeline(transaction=False)
+    pipe.delete(alive_key(worker))
+    pipe.zadd(WORKERS, {worker: 0}, xx=True)
+    pipe.execute()
+
+
+def claim_lost() -> list[tuple[int, str]]:
+    """(user id, task id) of each task left running on a worker that stopped beating
+    and not started again elsewhere; each lost worker is claimed by one caller only."""
+    client = app_redis()
+    left = []
+    cutoff = now(client) - app_settings.WORKER_TIMEOUT
+    for worker in client.zrangebyscore(WORKERS, "-inf", cutoff):
+        if not client.zrem(WORKERS, worker):
+            continue  # another live worker's sweep has it
+        for entry in client.smembers(tasks_key(worker)):
+            user, _, task_id = entry.partition(":")
+            still_there = client.hget(worker_key(int(user)), task_id) == worker
+            if still_there and client.hexists(key(int(user)), task_id):
+                left.append((int(user), task_id))
+        client.delete(tasks_key(worker))
+    return sorted(left)
 
 
 def stalled(user_id: int, task_ids: list[str]) -> set[str]:

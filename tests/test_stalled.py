@@ -42,6 +42,22 @@ def test_a_task_is_stalled_only_while_its_known_worker_is_gone(workers, alice):
     assert progress_state.stalled(alice.pk, []) == set()
 
 
+def test_a_lost_workers_tasks_are_claimed_once_unless_they_ran_again_or_ended(workers, alice, bob):
+    for user, task in ((alice, "t-5"), (alice, "t-6"), (bob, "t-7"), (bob, "t-8")):
+        send_progress(user.pk, task, 20, "Working")
+        progress_state.runs_on(user.pk, task, "lost@host")
+    progress_state.alive("lost@host")
+    progress_state.alive("live@host")
+    assert progress_state.claim_lost() == []  # both beat just now
+
+    progress_state.runs_on(alice.pk, "t-6", "live@host")  # ran again elsewhere
+    progress_state.forget(bob.pk, "t-8")  # ended
+    progress_state.gone("lost@host")  # as if its last beat were long ago
+    first, second = progress_state.claim_lost(), progress_state.claim_lost()
+    assert first == sorted([(alice.pk, "t-5"), (bob.pk, "t-7")])
+    assert second == []
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_progress_endpoint_says_whether_the_owners_task_is_stalled(workers, alice, bob):
     send_progress(alice.pk, "t-3", 50, "Working")
@@ -106,6 +122,8 @@ async def test_a_killed_workers_task_waits_for_a_worker_then_resumes_elsewhere(t
         await tab.until(lambda m: m.get("task_id") == task_id and m.get("message") == "Working")
         name, _ = await asyncio.to_thread(running_task, stack, task_id)
         stack.kill(name)
+        # The survivor's next beats find the lost worker and tell the open tab.
+        await tab.until(lambda m: m == {**m, "type": "stalled", "task_id": task_id}, timeout=10)
 
         def progress_says_stalled() -> bool:
             with session.opener.open(

@@ -3,8 +3,10 @@
 Each worker's main process beats every third of NOTIFICATIONS_WORKER_TIMEOUT
 (a key in the app's Redis that lapses after the timeout), and each task with
 a user notes its worker when it starts. A worker killed outright (its machine
-gone) stops beating; its tasks' bars then say they wait for a worker
-(progress_state.stalled) until the task runs again elsewhere (its message is
+gone) stops beating; the next beat of a live worker finds it and sends each
+of its tasks' users a `stalled` message, and a tab that opens later is told
+too (progress_state.stalled). Those bars wait for a worker until the task runs
+again elsewhere (its message is
 redelivered, see redelivery.py) and its next report brings the bar back.
 A fan-out job's parts are not tracked: the job runs on many workers at once.
 """
@@ -20,6 +22,7 @@ from notifications import progress_state
 from notifications.celery import fanout_state
 from notifications.celery.reporting import user_of
 from notifications.conf import app_settings
+from notifications.publish import send_stalled
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +30,13 @@ _stopped = threading.Event()
 
 
 def beat(worker: str) -> None:
-    """Beat until the worker shuts down; an unreachable Redis skips a beat."""
+    """Beat until the worker shuts down, and tell the users of tasks that a lost
+    worker left that their bars wait for a worker; an unreachable Redis skips a beat."""
     while True:
         try:
             progress_state.alive(worker)
+            for user_id, task_id in progress_state.claim_lost():
+                send_stalled(user_id, task_id)
         except RedisError as exc:
             log.warning("worker heartbeat not recorded: %r", exc)
         if _stopped.wait(app_settings.WORKER_TIMEOUT / 3):
