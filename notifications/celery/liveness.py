@@ -12,10 +12,11 @@ A fan-out job's parts are not tracked: the job runs on many workers at once.
 """
 
 import logging
+import os
 import threading
 from typing import Any
 
-from celery.signals import task_prerun, worker_ready, worker_shutdown
+from celery.signals import task_prerun, worker_init, worker_ready, worker_shutdown
 from redis.exceptions import RedisError
 
 from notifications import progress_state
@@ -27,6 +28,16 @@ from notifications.publish import send_stalled
 log = logging.getLogger(__name__)
 
 _stopped = threading.Event()
+# This worker as Redis knows it: its node name and its main process's id, so a
+# worker restarted under the same name is a new one and its lost tasks are
+# still found. Set before the pool forks, so its processes inherit it.
+_me: str | None = None
+
+
+@worker_init.connect
+def name_this_worker(sender: Any, **_: Any) -> None:
+    global _me
+    _me = f"{sender.hostname}#{os.getpid()}"
 
 
 def beat(worker: str) -> None:
@@ -46,14 +57,14 @@ def beat(worker: str) -> None:
 @worker_ready.connect
 def start_beating(sender: Any, **_: Any) -> None:
     # In the worker's main process, after the pool has forked its children.
-    name = sender.hostname
+    name = _me or sender.hostname
     threading.Thread(target=beat, args=(name,), name="notifications-heartbeat", daemon=True).start()
 
 
 @worker_shutdown.connect
 def stop_beating(sender: Any, **_: Any) -> None:
     _stopped.set()
-    name = getattr(sender, "hostname", None)
+    name = _me or getattr(sender, "hostname", None)
     if name:
         try:
             progress_state.gone(name)
@@ -67,6 +78,6 @@ def note_worker(task_id: str, task: Any, args: Any, kwargs: Any, **_: Any) -> No
     if user_id is None or fanout_state.job_of(task.request) is not None:
         return
     try:
-        progress_state.runs_on(user_id, task_id, task.request.hostname)
+        progress_state.runs_on(user_id, task_id, _me or task.request.hostname)
     except RedisError as exc:
         log.warning("worker of task %s not recorded: %r", task_id, exc)
