@@ -83,7 +83,7 @@ def alive(worker: str) -> None:
     """A worker's heartbeat: it counts as alive for WORKER_TIMEOUT seconds."""
     client = app_redis()
     pipe = client.pipeline(transaction=False)
-    pipe.set(alive_key(worker), 1, ex=app_settings.WORKER_TIMEOUT)
+    pipe.set(alive_key(worker), 1, px=max(1, int(app_settings.WORKER_TIMEOUT * 1000)))
     pipe.zadd(WORKERS, {worker: now(client)})
     pipe.execute()
 

@@ -50,6 +50,8 @@ def beat(worker: str) -> None:
                 send_stalled(user_id, task_id)
         except RedisError as exc:
             log.warning("worker heartbeat not recorded: %r", exc)
+        except Exception:  # a thread that died here would make this worker look lost
+            log.exception("worker heartbeat failed")
         if _stopped.wait(app_settings.WORKER_TIMEOUT / 3):
             return
 
