@@ -277,6 +277,8 @@ NOTIFICATIONS_PRUNE_EVERY = envint("NOTIFICATIONS_PRUNE_EVERY", 6 * 3600)
 NOTIFICATIONS_SEND_TIMEOUT = float(os.getenv("NOTIFICATIONS_SEND_TIMEOUT", "5"))
 # Seconds a running task's latest progress is kept after its last report.
 NOTIFICATIONS_PROGRESS_TTL = envint("NOTIFICATIONS_PROGRESS_TTL", 3600)
+# Seconds a Celery worker counts as alive after its last heartbeat.
+NOTIFICATIONS_WORKER_TIMEOUT = envint("NOTIFICATIONS_WORKER_TIMEOUT", 30)
 # How many missed notifications a reconnecting socket replays; the rest stay in the inbox.
 NOTIFICATIONS_REPLAY_LIMIT = envint("NOTIFICATIONS_REPLAY_LIMIT", 100)
 # Read notifications older than this are pruned (beat task and manage.py

@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a running task's latest progress is kept after its last report, so
     # a page that loads or reconnects mid-task shows its bar (progress_state.py).
     "PROGRESS_TTL": 3600,
+    # Seconds a Celery worker counts as alive after its last heartbeat (every third
+    # of this); a bar whose worker is gone says it waits for a worker.
+    "WORKER_TIMEOUT": 30,
     # Missed notifications a reconnecting socket replays; the rest stay in the inbox.
     "REPLAY_LIMIT": 100,
     # Read notifications older than this many days are pruned; unread never are.

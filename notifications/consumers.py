@@ -2,6 +2,7 @@
 
 import json
 import logging
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -153,17 +154,20 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         return unread, last_id, replay, skipped, self._running()
 
     def _running(self) -> list[dict]:
-        """A `progress` message for each of the user's running tasks, as last reported;
-        none when Redis cannot say (the next reports bring the bars back)."""
+        """A `progress` message for each of the user's running tasks, as last reported,
+        then a `stalled` one for each whose worker is gone; none when Redis cannot
+        say (the next reports bring the bars back)."""
         try:
             running = progress_state.running(self.user_id)
+            stalled = progress_state.stalled(self.user_id, list(running))
         except RedisError as exc:
             log.warning("running tasks' progress unavailable: %r", exc)
             return []
+        now = datetime.now(UTC).isoformat()
         return [
             messages.make("progress", task_id=task_id, **state)
             for task_id, state in running.items()
-        ]
+        ] + [messages.make("stalled", task_id=task_id, at=now) for task_id in sorted(stalled)]
 
     @database_sync_to_async
     def _missed(self, after: int) -> tuple[list[dict], int]:

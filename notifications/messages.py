@@ -7,9 +7,9 @@ JSON (no datetimes, no models), because channel-layer events go through msgpack.
 Every message is built by a `make("<type>", ...)` call, so
 `grep -rn 'make("' notifications/` lists each place one is produced:
 `notification` here (from a saved row, for live pushes and for replay),
-`progress` in publish.py, `read` in reads.py, and `hello`, `truncated` and
-`error` in consumers.py. The only other change to a message is `fitted()`,
-which cuts down one already made. A new type is declared in SCHEMAS and
+`progress` and `stalled` in publish.py, `read` in reads.py, and `hello`,
+`stalled`, `truncated` and `error` in consumers.py. The only other change
+to a message is `fitted()`, which cuts down one already made. A new type is declared in SCHEMAS and
 built with `make()`; the consumer relays every `push` event as it is.
 """
 
@@ -40,6 +40,10 @@ SCHEMAS: dict[str, frozenset[str]] = {
     # Progress of a running task, reported at `at` (ISO 8601); the latest one
     # per task is kept a while (progress_state.py) and sent again after hello.
     "progress": frozenset({"task_id", "percent", "message", "at"}),
+    # The worker running the task is gone (found by a live worker's heartbeat,
+    # and checked when a socket opens); the bar waits for the task to run again
+    # elsewhere, whose next `progress` resumes it.
+    "stalled": frozenset({"task_id", "at"}),
     # Notifications marked read (in this tab or another), with the new badge count.
     "read": frozenset({"ids", "unread"}),
     # Replay stopped at the limit; the rest are in the inbox (HTTP API).

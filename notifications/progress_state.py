@@ -7,6 +7,11 @@ pushed back on every report, and a field older than that is ignored, so a task
 whose worker vanished does not keep a bar forever. The field goes when the
 task's final notice is saved (notifications.celery.signals).
 
+Beside it, which worker runs each task (`notifications:progress-worker:<user_id>`,
+set when a task starts) and each worker's heartbeat (`notifications:worker:<name>`,
+lapsing after NOTIFICATIONS_WORKER_TIMEOUT), so that a task whose worker has died
+can be told apart from one that is merely quiet (`stalled`).
+
 This is a convenience over the live messages: every failure here is logged by
 the caller and never fails a task or a socket.
 """
@@ -32,7 +37,98 @@ def remember(user_id: int, task_id: str, percent: float, message: str, at: str) 
 
 
 def forget(user_id: int, task_id: str) -> None:
-    app_redis().hdel(key(user_id), task_id)
+    client = app_redis()
+    worker = client.hget(worker_key(user_id), task_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.hdel(key(user_id), task_id)
+    pipe.hdel(worker_key(user_id), task_id)
+    if worker:
+        pipe.srem(tasks_key(worker), f"{user_id}:{task_id}")
+    pipe.execute()
+
+
+def worker_key(user_id: int) -> str:
+    return f"notifications:progress-worker:{user_id}"
+
+
+def alive_key(worker: str) -> str:
+    return f"notifications:worker:{worker}"
+
+
+def tasks_key(worker: str) -> str:
+    """The set of "<user id>:<task id>" a worker has started and not yet ended."""
+    return f"notifications:worker-tasks:{worker}"
+
+
+WORKERS = "notifications:workers"  # sorted set: worker -> the time of its last beat
+
+
+def now(client) -> float:
+    """Redis's clock, which every worker shares whatever its own says."""
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1e6
+
+
+def runs_on(user_id: int, task_id: str, worker: str) -> None:
+    """Note the worker that (now) runs the task; a redelivered task's new worker replaces it."""
+    pipe = app_redis().pipeline(transaction=False)
+    pipe.hset(worker_key(user_id), task_id, worker)
+    pipe.expire(worker_key(user_id), app_settings.PROGRESS_TTL)
+    pipe.sadd(tasks_key(worker), f"{user_id}:{task_id}")
+    pipe.expire(tasks_key(worker), app_settings.PROGRESS_TTL)
+    pipe.execute()
+
+
+def alive(worker: str) -> None:
+    """A worker's heartbeat: it counts as alive for WORKER_TIMEOUT seconds."""
+    client = app_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.set(alive_key(worker), 1, px=max(1, int(app_settings.WORKER_TIMEOUT * 1000)))
+    pipe.zadd(WORKERS, {worker: now(client)})
+    pipe.execute()
+
+
+def gone(worker: str) -> None:
+    """A worker that stops on purpose is gone at once; the next sweep elsewhere
+    tells the users of any task it left (cold shutdown)."""
+    pipe = app_redis().pipeline(transaction=False)
+    pipe.delete(alive_key(worker))
+    pipe.zadd(WORKERS, {worker: 0}, xx=True)
+    pipe.execute()
+
+
+def claim_lost() -> list[tuple[int, str]]:
+    """(user id, task id) of each task left running on a worker that stopped beating
+    and not started again elsewhere; each lost worker is claimed by one caller only."""
+    client = app_redis()
+    left = []
+    cutoff = now(client) - app_settings.WORKER_TIMEOUT
+    for worker in client.zrangebyscore(WORKERS, "-inf", cutoff):
+        if not client.zrem(WORKERS, worker):
+            continue  # another live worker's sweep has it
+        for entry in client.smembers(tasks_key(worker)):
+            user, _, task_id = entry.partition(":")
+            still_there = client.hget(worker_key(int(user)), task_id) == worker
+            if still_there and client.hexists(key(int(user)), task_id):
+                left.append((int(user), task_id))
+        client.delete(tasks_key(worker))
+    return sorted(left)
+
+
+def stalled(user_id: int, task_ids: list[str]) -> set[str]:
+    """Those of the tasks whose worker is known and has stopped beating."""
+    if not task_ids:
+        return set()
+    client = app_redis()
+    workers = dict(zip(task_ids, client.hmget(worker_key(user_id), task_ids), strict=True))
+    names = sorted({w for w in workers.values() if w})
+    if not names:
+        return set()
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(alive_key(name))
+    living = {name for name, up in zip(names, pipe.execute(), strict=True) if up}
+    return {task for task, worker in workers.items() if worker and worker not in living}
 
 
 def running(user_id: int) -> dict[str, dict]:

@@ -169,6 +169,13 @@ def notify_all(title: str, **options: Any) -> list[Notification]:
     return notify_many(list(active_users().values_list("pk", flat=True)), title, **options)
 
 
+def send_stalled(user_id: int, task_id: str) -> None:
+    """Tell the user's tabs that the worker running `task_id` is gone: its bar
+    waits for a worker until the task's next progress (progress_state.claim_lost)."""
+    stalled = messages.make("stalled", task_id=task_id, at=datetime.now(UTC).isoformat())
+    sender.submit([(user_group(user_id), event(stalled))])
+
+
 def send_progress(user_id: int, task_id: str, percent: float, message: str = "") -> None:
     """Push a task's progress to its user's tabs, and keep it in Redis as the
     task's latest (progress_state.py) for tabs that open later.

@@ -99,10 +99,12 @@ def mark_all_read(request: HttpRequest) -> JsonResponse:
 @api_login_required
 @require_GET
 def task_progress(request: HttpRequest, task_id: str) -> JsonResponse:
-    """The caller's running task's latest progress; 404 for anyone else's, and
-    for a task that has ended or never reported (see progress_state.py)."""
+    """The caller's running task's latest progress, and whether its worker is gone
+    (`stalled`); 404 for anyone else's, and for a task that has ended or never
+    reported (see progress_state.py)."""
     try:
         state = progress_state.of(request.user.pk, task_id)
+        stalled = state is not None and bool(progress_state.stalled(request.user.pk, [task_id]))
     except RedisError:
         return error("progress is unavailable; retry later", status=503)
     if state is None:
@@ -113,6 +115,7 @@ def task_progress(request: HttpRequest, task_id: str) -> JsonResponse:
             "percent": state["percent"],
             "message": state["message"],
             "updated_at": state["at"],
+            "stalled": stalled,
         }
     )
 

@@ -1,14 +1,17 @@
 """Celery tasks started from the demo page. Thin: the work lives in work.py.
 
 Each takes `user_id`, which is all it needs for lifecycle notifications
-(see notifications/celery/signals.py).
+(see notifications/celery/signals.py); the parts of a fan-out job need not,
+since their job knows its user (notifications/celery/fanout.py).
 """
 
+import calendar
 import time
+from collections.abc import Iterable
 
 from celery import shared_task
 
-from notifications.celery import UserError, report_progress
+from notifications.celery import UserError, report_progress, start_fanout
 from tasks import work
 
 REGIONS = ["North", "South", "East", "West", "Central", "Overseas"]
@@ -67,3 +70,25 @@ def long_job(user_id: int, seconds: float = 10.0, message: str = "", url: str = 
         time.sleep(min(1.0, seconds - elapsed))  # stands in for a slice of real work
         report_progress(100 * min(1.0, (time.monotonic() - started) / seconds), "Working")
     return {"message": message or f"Worked for {seconds:g} s.", "url": url}
+
+
+STATEMENTS_TITLE = "Export 12 monthly statements"
+
+
+@shared_task
+def export_statement(month: int, fail: bool = False, step_seconds: float = 0.15) -> str:
+    """One month's statement: one part of `export_statements`' job (no user_id:
+    the job knows whom it is for)."""
+    name = calendar.month_name[month]
+    lines = work.build_statement(month, step_seconds, report_progress)
+    if fail:
+        raise UserError(f"The {name} statement could not be exported: its ledger is locked.")
+    return f"{name}: {lines} lines."
+
+
+def export_statements(user_id: int, failing: Iterable[int] = ()) -> str:
+    """Start the demo's fan-out job: twelve statements, one bar, one notice; returns
+    its job id. `failing` names months whose part fails (for tests)."""
+    failing = set(failing)
+    parts = [export_statement.s(month, fail=month in failing) for month in range(1, 13)]
+    return start_fanout(user_id, STATEMENTS_TITLE, parts)

@@ -3,12 +3,12 @@
 import json
 import uuid
 
-from celery import Task
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from notifications.views import api_login_required, error
 from tasks import tasks
@@ -20,6 +20,8 @@ STARTABLE = {
     "flaky": tasks.sync_invoices,
     "long": tasks.long_job,
 }
+# Jobs of many tasks, started by a plain function (user_id) -> job id.
+FANOUTS = {"statements": tasks.export_statements}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -56,16 +58,27 @@ def fields_of(request: HttpRequest) -> dict:
     return fields
 
 
-def task_named(fields: dict) -> tuple[str, Task]:
+def task_named(fields: dict) -> str:
     """The startable task the body names; there is no default, so nothing starts unasked."""
     name = fields.get("task")
+    known = sorted([*STARTABLE, *FANOUTS])
     if name is None:
-        raise BadRequest(f"missing 'task'; one of {sorted(STARTABLE)}")
+        raise BadRequest(f"missing 'task'; one of {known}")
     if not isinstance(name, str):
         raise BadRequest("'task' must be a string")
-    if name not in STARTABLE:
-        raise BadRequest(f"unknown task {name!r}; one of {sorted(STARTABLE)}")
-    return name, STARTABLE[name]
+    if name not in known:
+        raise BadRequest(f"unknown task {name!r}; one of {known}")
+    return name
+
+
+def start_named(name: str, user_id: int) -> str:
+    """Start task or job `name` for `user_id`; returns the id its bar and Cancel use."""
+    if name in FANOUTS:
+        return FANOUTS[name](user_id)
+    task_id = str(uuid.uuid4())
+    # The user id travels as an argument: it is how the worker knows whom to tell.
+    STARTABLE[name].apply_async(kwargs={"user_id": user_id}, task_id=task_id)
+    return task_id
 
 
 @api_login_required
@@ -76,13 +89,11 @@ def start(request: HttpRequest) -> JsonResponse:
     The body is `{"task": name}` as JSON, or a form with a `task` field.
     """
     try:
-        name, task = task_named(fields_of(request))
+        name = task_named(fields_of(request))
     except BadRequest as exc:
         return error(str(exc), exc.status)
-    task_id = str(uuid.uuid4())
     try:
-        # The user id travels as an argument: it is how the worker knows whom to tell.
-        task.apply_async(kwargs={"user_id": request.user.pk}, task_id=task_id)
-    except OperationalError:
+        task_id = start_named(name, request.user.pk)
+    except (OperationalError, RedisError):  # the queue, or where a job's tally is kept
         return error("the task queue is unavailable; try again shortly", 503)
     return JsonResponse({"task_id": task_id, "task": name}, status=202)

@@ -32,3 +32,12 @@ def parse_contacts(lines: list[str]) -> Iterator[tuple[str, str]]:
         if "@" not in email or email.endswith("@"):
             raise ValueError(f"Row {number}: {email.strip()!r} is not a valid e-mail address.")
         yield name.strip(), email.strip()
+
+
+def build_statement(month: int, step_seconds: float, progress: Progress) -> int:
+    """A month's statement in a few slow steps (stand-ins for queries); its line count."""
+    steps = 4
+    for step in range(1, steps + 1):
+        time.sleep(step_seconds)  # one query a real statement would make
+        progress(100 * step / steps, f"Month {month}: step {step} of {steps}")
+    return 20 + month

@@ -4,6 +4,8 @@ Add "notifications.celery" to INSTALLED_APPS where Celery runs. A task with a
 `user_id` argument then notifies that user when it ends (signals.py); inside a
 task, `report_progress(percent, message)` updates the user's progress bar and
 `raise UserError("...")` fails it with a message fit to show.
+`start_fanout(user_id, title, signatures)` runs many tasks as one job with
+one bar and one final notice (fanout.py).
 """
 
 import importlib
@@ -12,6 +14,7 @@ _PUBLIC = {
     "report_progress": "reporting",
     "UserError": "reporting",
     "redelivery_options": "redelivery",
+    "start_fanout": "fanout",
 }
 
 

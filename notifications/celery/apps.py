@@ -11,9 +11,16 @@ class CeleryNotificationsConfig(AppConfig):
     def ready(self) -> None:
         # Connected once Django is ready, in every process that loads the
         # project (worker children included): lifecycle notices, the kombu
-        # fixes, the task owners kept for cancelling, and beat's pruning and
-        # digest entries.
-        from notifications.celery import beat, kombu_patches, owners, signals  # noqa: F401
+        # fixes, the task owners kept for cancelling, fan-out jobs' tallies, the
+        # workers' heartbeats, and beat's pruning and digest entries.
+        from notifications.celery import (  # noqa: F401
+            beat,
+            fanout,
+            kombu_patches,
+            liveness,
+            owners,
+            signals,
+        )
 
         beat.add_prune_entry()
         beat.add_digest_entry()

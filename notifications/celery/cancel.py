@@ -9,7 +9,7 @@ completion handler skips a cancelled task (signals.py), and Celery's
 from celery import current_app
 
 from notifications import flush
-from notifications.celery import owners
+from notifications.celery import fanout_state, owners
 from notifications.celery.reporting import task_title
 from notifications.celery.signals import forget_progress, notify_once
 from notifications.limits import TITLE_MAX, shorten
@@ -17,9 +17,11 @@ from notifications.limits import TITLE_MAX, shorten
 SUFFIX = " cancelled"
 
 
-def title_of(task_name: str) -> str:
+def title_of(task_id: str, task_name: str) -> str:
     task = current_app.tasks.get(task_name)
-    name = task_title(task) if task is not None else task_name.rsplit(".", 1)[-1]
+    name = fanout_state.title(task_id)
+    if name is None:
+        name = task_title(task) if task is not None else task_name.rsplit(".", 1)[-1]
     return shorten(str(name), TITLE_MAX - len(SUFFIX)) + SUFFIX
 
 
@@ -28,17 +30,19 @@ def cancel(task_id: str, by_user_id: int | None = None) -> bool:
 
     Without `by_user_id` (an operator) any recorded task may be cancelled.
     A running task's prefork process is terminated; a queued one is dropped
-    when a worker receives it.
+    when a worker receives it. For a fan-out job (fanout.py), so are its parts.
     """
     found = owners.owner(task_id)
     if found is None or (by_user_id is not None and found[0] != by_user_id):
         return False
     user_id, task_name = found
     owners.mark_cancelled(task_id)
+    # A fan-out job's parts count for nothing from now on; they are revoked with it.
+    parts = fanout_state.cancel(task_id)
     # A terminated task never reaches the completion handler that would clear its bar.
     forget_progress(user_id, task_id)
-    fields = {"title": title_of(task_name), "body": "", "url": "", "level": "warning"}
+    fields = {"title": title_of(task_id, task_name), "body": "", "url": "", "level": "warning"}
     notify_once(user_id, fields, task_id, task_name)
     flush()
-    current_app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+    current_app.control.revoke([task_id, *parts], terminate=True, signal="SIGTERM")
     return True

@@ -4,6 +4,7 @@ Recorded when a task with a `user_id` argument is published (queued tasks can
 be cancelled too) and again when it starts (a producer without this app, such
 as another service, publishes without recording). Entries lapse after
 OWNER_TTL: a task still running by then can no longer be cancelled by its user.
+A fan-out job's parts are not recorded: the job is, and is cancelled whole (fanout.py).
 """
 
 import logging
@@ -13,6 +14,7 @@ from celery import current_app
 from celery.signals import before_task_publish, task_prerun
 from redis.exceptions import RedisError
 
+from notifications.celery import fanout_state
 from notifications.celery.reporting import as_user_id, user_of
 from notifications.clients import app_redis
 
@@ -69,6 +71,8 @@ def record_on_publish(sender: str, body: Any, headers: dict | None = None, **_: 
     # Message protocol 2: the id is a header and the body is (args, kwargs, embed).
     if not headers or "id" not in headers or not isinstance(body, tuple | list) or len(body) < 2:
         return
+    if fanout_state.job_in(headers.get("group")) is not None:
+        return  # a fan-out job's part is cancelled with its job, not on its own
     user_id = user_in(sender, body[0], body[1])
     if user_id is not None:
         record(headers["id"], user_id, sender)
@@ -76,6 +80,8 @@ def record_on_publish(sender: str, body: Any, headers: dict | None = None, **_: 
 
 @task_prerun.connect
 def record_on_start(task_id: str, task: Any, args: Any, kwargs: Any, **_: Any) -> None:
+    if fanout_state.job_of(task.request) is not None:
+        return
     user_id = user_of(task, args, kwargs)
     if user_id is not None:
         record(task_id, user_id, task.name)

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task, current_task
 
 from notifications import send_progress
+from notifications.celery import fanout_state
 from notifications.limits import INT_MAX
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def report_progress(percent: float, message: str = "") -> None:
     """
     task = current_task
     if task is None or not task.request.id:
+        return
+    job_id = fanout_state.job_of(task.request)
+    if job_id is not None:  # a part of a fan-out job moves its job's one bar
+        fanout_state.report_part(job_id, task.request.id, percent)
         return
     user_id = user_of(task, task.request.args, task.request.kwargs)
     if user_id is not None:

@@ -5,6 +5,9 @@ A task called with a `user_id` argument notifies that user when it succeeds
 is keyed by task id, so a task delivered twice (a worker killed after the
 notice, a visibility timeout) still gives the user exactly one.
 
+A fan-out job's parts notify nothing: the job sends one notice for all of
+them (fanout.py).
+
 A cancelled task's notice is the `warning` cancel.py saved: its ending
 (success, or the error of a terminated process) notifies nothing more.
 
@@ -26,6 +29,7 @@ from celery.signals import task_postrun, worker_process_shutdown
 from redis.exceptions import RedisError
 
 from notifications import flush, notify, progress_state
+from notifications.celery import fanout_state
 from notifications.celery.owners import was_cancelled
 from notifications.celery.reporting import UserError, as_user_id, task_title, user_argument
 from notifications.limits import (
@@ -102,6 +106,8 @@ def notify_outcome(
 ) -> None:
     if state not in (states.SUCCESS, states.FAILURE):
         return
+    if fanout_state.job_of(getattr(task, "request", None)) is not None:
+        return  # a fan-out job's part: its job sends the one notice (fanout.py)
     argument = user_argument(task, args, kwargs)
     if argument is None:
         return

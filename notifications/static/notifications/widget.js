@@ -85,6 +85,7 @@
     },
     notification: arrive,
     progress: showProgress,
+    stalled: showStalled,
     read(message) {
       for (const id of message.ids) {
         const known = inbox.get(id);
@@ -521,6 +522,7 @@
     row.querySelector("progress").value = message.percent;
     row.querySelector(".nw-progress-percent").textContent = Math.round(message.percent) + "%";
     row.querySelector(".nw-progress-message").textContent = message.message;
+    delete row.dataset.stalled; // the task runs again, wherever that is
     noteReport(row, message.at);
   }
 
@@ -540,9 +542,34 @@
   }
 
   function showQuiet(row) {
+    if (row.dataset.stalled) return; // it says so until the task reports again
     if (Date.now() - Number(row.dataset.reportedAt) >= QUIET_MS) {
       row.querySelector(".nw-progress-message").textContent = "Still working…";
+      checkWorker(row);
     }
+  }
+
+  // The server says a bar's worker is gone in a `stalled` message when the
+  // socket opens; a quiet bar in a tab already open asks, at most once per
+  // QUIET_MS, since nobody is left to tell it.
+  async function checkWorker(row) {
+    const now = Date.now();
+    if (now - Number(row.dataset.checkedAt || 0) < QUIET_MS) return;
+    row.dataset.checkedAt = String(now);
+    const taskId = row.dataset.task;
+    const reported = row.dataset.reportedAt;
+    const state = await api("GET", "progress/" + encodeURIComponent(taskId) + "/");
+    // A report that came meanwhile is newer news than the answer.
+    if (state && state.stalled && row.dataset.reportedAt === reported) {
+      showStalled({ task_id: taskId });
+    }
+  }
+
+  function showStalled(message) {
+    const row = progressRows.get(message.task_id);
+    if (!row) return; // its bar ended meanwhile
+    row.dataset.stalled = "true";
+    row.querySelector(".nw-progress-message").textContent = "Waiting for a worker…";
   }
 
   setInterval(() => {
