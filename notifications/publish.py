@@ -156,9 +156,7 @@ def notify_many(
     user_ids = list(dict.fromkeys(validation.user_ids(users)))
     with transaction.atomic():
         store.lock_users(user_ids)
-        created = Notification.objects.bulk_create(
-            Notification(recipient_id=user_id, **fields) for user_id in user_ids
-        )
+        created = store.insert_many(user_ids, fields)
         sender.send_on_commit(notification_events(created))
         push.after_commit(created)
     return created

@@ -136,6 +136,44 @@ def insert(notification: Notification) -> int | None:
     return previous[0] or 0
 
 
+def insert_many(user_ids: list[int], fields: dict) -> list[Notification]:
+    """One row of `fields` per user, in one statement; call under lock_users().
+
+    bulk_create() built the statement through the ORM, field by field and row
+    by row: for a broadcast to 5,000 users that took longer than the database
+    took to insert them. On PostgreSQL one INSERT ... SELECT over the array of
+    ids sends the shared values once. The ids are drawn in user id order, as
+    the locks were taken.
+    """
+    if connection.vendor != "postgresql" or not user_ids:
+        return Notification.objects.bulk_create(
+            Notification(recipient_id=user_id, **fields) for user_id in user_ids
+        )
+    qn = connection.ops.quote_name
+    template = Notification(recipient_id=0, **fields)
+    shared = [f for f in _COLUMNS if f.column != "recipient_id"]
+    values = [f.get_db_prep_save(f.pre_save(template, True), connection) for f in shared]
+    pk = qn(Notification._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(Notification._meta.db_table)} "
+            f"(recipient_id, {', '.join(qn(f.column) for f in shared)}) "
+            f"SELECT u, {', '.join(['%s'] * len(values))} FROM unnest(%s::bigint[]) AS u "
+            f"ORDER BY u RETURNING {pk}, recipient_id",
+            [*values, sorted(user_ids)],
+        )
+        rows = cursor.fetchall()
+    created = []
+    for pk_value, user_id in rows:
+        notification = Notification(
+            pk=pk_value, recipient_id=user_id, created_at=template.created_at, **fields
+        )
+        notification._state.adding = False
+        notification._state.db = connection.alias
+        created.append(notification)
+    return created
+
+
 def _postgresql_sql(param: str = "%s") -> str:
     """The insert under the recipient's lock, then the recipient's previous id.
 
