@@ -5,7 +5,10 @@ One hash per user, `notifications:progress:<user_id>`, field task id -> compact
 JSON {percent, message, at}. The key's expiry (NOTIFICATIONS_PROGRESS_TTL) is
 pushed back on every report, and a field older than that is ignored, so a task
 whose worker vanished does not keep a bar forever. The field goes when the
-task's final notice is saved (notifications.celery.signals).
+task's final notice is saved (notifications.celery.signals) or the task is
+cancelled, and a mark of its end (`notifications:progress-ended:<task_id>`,
+same expiry) keeps a report still on its way from a cancelled task's process
+from bringing the bar back.
 
 Beside it, which worker runs each task (`notifications:progress-worker:<user_id>`,
 set when a task starts) and each worker's heartbeat (`notifications:worker:<name>`,
@@ -27,19 +30,35 @@ def key(user_id: int) -> str:
     return f"notifications:progress:{user_id}"
 
 
-def remember(user_id: int, task_id: str, percent: float, message: str, at: str) -> None:
-    """Store a report: one round trip, the write and the new expiry pipelined."""
+def ended_key(task_id: str) -> str:
+    return f"notifications:progress-ended:{task_id}"
+
+
+# KEYS: the user's hash, the task's end mark; ARGV: task id, state, expiry (s).
+# One round trip, and atomic with forget(): a report either lands before the
+# task ended (and forget() drops it) or finds the mark and is refused.
+_REMEMBER = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+def remember(user_id: int, task_id: str, percent: float, message: str, at: str) -> bool:
+    """Store a report; False when the task has ended (so the report is stale)."""
     state = json.dumps({"percent": percent, "message": message, "at": at}, separators=(",", ":"))
-    pipe = app_redis().pipeline(transaction=False)
-    pipe.hset(key(user_id), task_id, state)
-    pipe.expire(key(user_id), app_settings.PROGRESS_TTL)
-    pipe.execute()
+    script = app_redis().register_script(_REMEMBER)
+    keys = [key(user_id), ended_key(task_id)]
+    return bool(script(keys=keys, args=[task_id, state, app_settings.PROGRESS_TTL]))
 
 
 def forget(user_id: int, task_id: str) -> None:
+    """The task has ended: drop its bar and refuse any report that comes later."""
     client = app_redis()
     worker = client.hget(worker_key(user_id), task_id)
     pipe = client.pipeline(transaction=False)
+    pipe.set(ended_key(task_id), 1, ex=app_settings.PROGRESS_TTL)
     pipe.hdel(key(user_id), task_id)
     pipe.hdel(worker_key(user_id), task_id)
     if worker:

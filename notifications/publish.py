@@ -193,7 +193,8 @@ def send_progress(user_id: int, task_id: str, percent: float, message: str = "")
     at = datetime.now(UTC).isoformat()
     progress = messages.make("progress", task_id=task_id, percent=percent, message=message, at=at)
     try:
-        progress_state.remember(user_id, task_id, percent, message, at)
+        if not progress_state.remember(user_id, task_id, percent, message, at):
+            return  # the task has ended or was cancelled: its bar is gone for good
     except RedisError as exc:
         log.warning("progress of task %s not kept: %r", task_id, exc)
     sender.submit([(user_group(user_id), event(progress))])

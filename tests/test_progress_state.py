@@ -92,3 +92,17 @@ async def test_a_new_socket_gets_the_running_tasks_after_hello_and_only_its_own(
     progress = await alices.receive_json_from(timeout=5)
     assert (progress["type"], progress["task_id"], progress["percent"]) == ("progress", "t-6", 30.0)
     assert await alices.receive_nothing(timeout=0.2)
+
+
+async def test_a_report_after_the_task_ended_neither_keeps_nor_sends_a_bar(
+    sockets, alice, redis_client
+):
+    """A cancelled task's process may report once more before SIGTERM lands."""
+    await sync_to_async(send_progress)(alice.pk, "t-8", 40, "Working")
+    await sync_to_async(progress_state.forget)(alice.pk, "t-8")  # what cancel() does
+    alices, _, _ = await sockets(alice)
+    assert (await alices.receive_json_from(timeout=5))["type"] == "hello"
+    await sync_to_async(send_progress)(alice.pk, "t-8", 50, "Still working")
+    await sync_to_async(flush)()
+    assert await alices.receive_nothing(timeout=0.5)
+    assert await sync_to_async(progress_state.running)(alice.pk) == {}
