@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from redis.exceptions import RedisError
 
 from notifications import limits, messages, progress_state, push, sender, store, validation
-from notifications.groups import event, notification_events, user_group
+from notifications.groups import copies_events, event, notification_events, user_group
 from notifications.models import Notification
 from notifications.users import active_users
 
@@ -31,39 +31,25 @@ def notify(
     user_or_id: Any,
     title: str,
     *,
-    body: str = "",
-    level: str = "info",
-    url: str = "",
-    data: dict | None = None,
-    task_id: str | None = None,
-    kind: str = "",
-    collapse_key: str = "",
-    actions: list[dict[str, str]] | None = None,
     dedupe_key: str | None = None,
+    **options: Unpack[validation.Options],
 ) -> Notification:
     """Save a notification for one user and push it to their open tabs after commit.
 
-    `kind` names what it is about ("export"; the person's preferences choose
-    channels per kind), `collapse_key` lets tabs show several close together
-    as one toast, and `actions` are up to two buttons
-    ([{"label": "Download", "url": "/files/1"}], http(s) or same-origin).
+    The options (validation.Options) are `body`, `level` ("info", "success",
+    "warning", "error"), `url`, `data` (JSON), `task_id`, `kind`,
+    `collapse_key` and `actions`. `kind` names what it is about ("export";
+    the person's preferences choose channels per kind), `collapse_key` lets
+    tabs show several close together as one toast, and `actions` are up to
+    two buttons ([{"label": "Download", "url": "/files/1"}], http(s) or
+    same-origin).
 
     With a `dedupe_key`, a second call with the same key for the same user
     saves nothing, sends the first notification again and returns it: the
     first caller may have died between saving and sending (clients drop
     duplicates by id).
     """
-    fields = validation.fields(
-        title,
-        body,
-        level,
-        url,
-        data,
-        task_id,
-        kind=kind,
-        collapse_key=collapse_key,
-        actions=actions,
-    )
+    fields = validation.fields(title, **options)
     notification, pairs = _save(user_or_id, fields, dedupe_key)
     sender.send_on_commit(pairs)
     push.after_commit([notification])
@@ -74,28 +60,11 @@ async def anotify(
     user_or_id: Any,
     title: str,
     *,
-    body: str = "",
-    level: str = "info",
-    url: str = "",
-    data: dict | None = None,
-    task_id: str | None = None,
-    kind: str = "",
-    collapse_key: str = "",
-    actions: list[dict[str, str]] | None = None,
     dedupe_key: str | None = None,
+    **options: Unpack[validation.Options],
 ) -> Notification:
     """`notify()` for async code: saves in a thread, then sends on the running loop."""
-    fields = validation.fields(
-        title,
-        body,
-        level,
-        url,
-        data,
-        task_id,
-        kind=kind,
-        collapse_key=collapse_key,
-        actions=actions,
-    )
+    fields = validation.fields(title, **options)
     notification, pairs = await sync_to_async(_save)(user_or_id, fields, dedupe_key)
     await sender.send(pairs)
     if push.enabled():  # with push off, no thread hop
@@ -131,38 +100,20 @@ def _save(
 def notify_many(
     users: Iterable[Any],
     title: str,
-    *,
-    body: str = "",
-    level: str = "info",
-    url: str = "",
-    data: dict | None = None,
-    task_id: str | None = None,
-    kind: str = "",
-    collapse_key: str = "",
-    actions: list[dict[str, str]] | None = None,
+    **options: Unpack[validation.Options],
 ) -> list[Notification]:
     """Save one notification per user in one insert and push each after commit."""
-    fields = validation.fields(
-        title,
-        body,
-        level,
-        url,
-        data,
-        task_id,
-        kind=kind,
-        collapse_key=collapse_key,
-        actions=actions,
-    )
+    fields = validation.fields(title, **options)
     user_ids = list(dict.fromkeys(validation.user_ids(users)))
     with transaction.atomic():
         store.lock_users(user_ids)
-        created = store.insert_many(user_ids, fields)
-        sender.send_on_commit(notification_events(created))
+        created, previous = store.insert_many(user_ids, fields)
+        sender.send_on_commit(copies_events(created, previous))
         push.after_commit(created)
     return created
 
 
-def notify_all(title: str, **options: Any) -> list[Notification]:
+def notify_all(title: str, **options: Unpack[validation.Options]) -> list[Notification]:
     """`notify_many()` to every active user."""
     return notify_many(list(active_users().values_list("pk", flat=True)), title, **options)
 

@@ -4,6 +4,8 @@ Plain SQL on purpose, each query where the ORM cost more than the database
 did (the figures are on each function). Everything else uses the ORM.
 """
 
+import copy
+from functools import cache
 from typing import Any
 from weakref import WeakSet
 
@@ -11,6 +13,11 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from notifications.models import Notification
+
+try:
+    import psycopg
+except ImportError:  # a project on SQLite only
+    psycopg = None
 
 User = get_user_model()
 
@@ -136,44 +143,55 @@ def insert(notification: Notification) -> int | None:
     return previous[0] or 0
 
 
-def insert_many(user_ids: list[int], fields: dict) -> list[Notification]:
+def insert_many(user_ids: list[int], fields: dict) -> tuple[list[Notification], dict[int, int]]:
     """One row of `fields` per user, in one statement; call under lock_users().
+    Returns the rows and each recipient's previous notification id (absent
+    when none).
 
     bulk_create() built the statement through the ORM, field by field and row
     by row: for a broadcast to 5,000 users that took longer than the database
     took to insert them. On PostgreSQL one INSERT ... SELECT over the array of
-    ids sends the shared values once. The ids are drawn in user id order, as
-    the locks were taken.
+    ids sends the shared values once, and reads the previous ids in the same
+    statement (its snapshot, taken under the locks, holds none of the new
+    rows). The ids are drawn in user id order, as the locks were taken.
     """
     if connection.vendor != "postgresql" or not user_ids:
-        return Notification.objects.bulk_create(
+        created = Notification.objects.bulk_create(
             Notification(recipient_id=user_id, **fields) for user_id in user_ids
         )
+        below = min((n.pk for n in created), default=0)
+        return created, newest_below(set(user_ids), below) if created else {}
     qn = connection.ops.quote_name
     template = Notification(recipient_id=0, **fields)
     shared = [f for f in _COLUMNS if f.column != "recipient_id"]
     values = [f.get_db_prep_save(f.pre_save(template, True), connection) for f in shared]
-    pk = qn(Notification._meta.pk.column)
+    table, pk = qn(Notification._meta.db_table), qn(Notification._meta.pk.column)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {qn(Notification._meta.db_table)} "
+            f"WITH recipients AS (SELECT u, (SELECT MAX({pk}) FROM {table} "
+            f"WHERE recipient_id = u) AS previous FROM unnest(%s::bigint[]) AS u), "
+            f"inserted AS (INSERT INTO {table} "
             f"(recipient_id, {', '.join(qn(f.column) for f in shared)}) "
-            f"SELECT u, {', '.join(['%s'] * len(values))} FROM unnest(%s::bigint[]) AS u "
-            f"ORDER BY u RETURNING {pk}, recipient_id",
-            [*values, sorted(user_ids)],
+            f"SELECT u, {', '.join(['%s'] * len(values))} FROM recipients "
+            f"ORDER BY u RETURNING {pk}, recipient_id) "
+            "SELECT inserted.*, previous FROM inserted JOIN recipients ON u = recipient_id",
+            [sorted(user_ids), *values],
         )
         rows = cursor.fetchall()
-    created = []
-    for pk_value, user_id in rows:
-        notification = Notification(
-            pk=pk_value, recipient_id=user_id, created_at=template.created_at, **fields
-        )
-        notification._state.adding = False
-        notification._state.db = connection.alias
+    template._state.adding = False
+    template._state.db = connection.alias
+    created, previous = [], {}
+    for pk_value, user_id, before in rows:
+        notification = copy.copy(template)  # a tenth of the cost of Notification(...)
+        notification.pk, notification.recipient_id = pk_value, user_id
         created.append(notification)
-    return created
+        if before is not None:
+            previous[user_id] = before
+    created.sort(key=lambda n: n.pk)
+    return created, previous
 
 
+@cache
 def _postgresql_sql(param: str = "%s") -> str:
     """The insert under the recipient's lock, then the recipient's previous id.
 
@@ -215,11 +233,8 @@ def _execute_prepared(cursor: Any, params: list) -> None:
     (a pooler in transaction mode, DISCARD ALL) is prepared again, which is
     safe here because in autocommit the failed call changed nothing.
     """
-    import psycopg
-
     raw = connection.connection
-    args = ", ".join(["%s"] * len(params))
-    run = f"EXECUTE notifications_insert({args}); EXECUTE notifications_previous(%s)"
+    run = _execute_sql(len(params))
     for attempt in (1, 2):
         if raw not in _prepared:
             insert_sql, previous_sql = _postgresql_sql("$").split("; ")
@@ -246,11 +261,17 @@ def _execute_prepared(cursor: Any, params: list) -> None:
             _prepared.discard(raw)
 
 
+@cache
+def _execute_sql(count: int) -> str:
+    args = ", ".join(["%s"] * count)
+    return f"EXECUTE notifications_insert({args}); EXECUTE notifications_previous(%s)"
+
+
 def _sends_many_statements(cursor: Any) -> bool:
     """Whether the cursor can run two statements in one round trip: psycopg's
     client-side binding cursor (Django's default on PostgreSQL) can."""
-    if connection.vendor != "postgresql":
-        return False
-    import psycopg
-
-    return isinstance(cursor.cursor, psycopg.ClientCursor)
+    return (
+        connection.vendor == "postgresql"
+        and psycopg is not None
+        and isinstance(cursor.cursor, psycopg.ClientCursor)
+    )

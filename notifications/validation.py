@@ -8,7 +8,7 @@ The limits (notifications/limits.py) keep every message within one frame.
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from notifications import limits, store
@@ -21,19 +21,32 @@ DATA_MAX_DEPTH = 32
 KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
+class Options(TypedDict, total=False):
+    """What notify(), anotify() and notify_many() take besides the title."""
+
+    body: str
+    level: str
+    url: str
+    data: dict | None
+    task_id: str | None
+    kind: str
+    collapse_key: str
+    actions: list[dict[str, str]] | None
+
+
 def fields(
     title: str,
-    body: str,
-    level: str,
-    url: str,
-    data: Any,
-    task_id: Any,
     *,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: Any = None,
+    task_id: Any = None,
     kind: str = "",
     collapse_key: str = "",
     actions: Any = None,
 ) -> dict:
-    """Checked, normalised notification fields."""
+    """Checked, normalised notification fields (the defaults are the API's)."""
     if level not in Level.values:
         raise ValueError(f"unknown level {level!r}: use one of {', '.join(Level.values)}")
     if isinstance(title, str) and not title.strip():

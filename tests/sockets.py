@@ -48,10 +48,15 @@ class Listener:
         async_to_sync(self.layer.group_add)(user_group(user_id), self.channel)
 
     def receive(self, timeout: float = 5) -> dict:
+        return self.receive_event(timeout)["message"]
+
+    def receive_event(self, timeout: float = 5) -> dict:
+        """The whole channel-layer event, with the recipient's `previous` id."""
+
         async def one():
             return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
 
-        return async_to_sync(one)()["message"]
+        return async_to_sync(one)()
 
     def receives_nothing(self, timeout: float = 0.5) -> bool:
         try:

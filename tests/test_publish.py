@@ -88,6 +88,19 @@ def test_notify_many_and_all_reach_each_user_once(alice, bob, stranger, redis_se
     assert {n.recipient_id for n in notify_all("Hello everyone")} == {alice.pk, bob.pk}
 
 
+def test_each_event_of_notify_many_names_its_recipients_previous_notification(
+    alice, bob, redis_server
+):
+    """A tab that has not received `previous` yet reads it from the database."""
+    earlier = notify(alice, "Earlier")
+    listeners = {user.pk: Listener(user.pk) for user in (alice, bob)}
+    sent = {n.recipient_id: n for n in notify_many([bob, alice], "Maintenance at 22:00")}
+    alices, bobs = listeners[alice.pk].receive_event(), listeners[bob.pk].receive_event()
+    assert (alices["message"]["id"], alices["previous"]) == (sent[alice.pk].pk, earlier.pk)
+    assert (bobs["message"]["id"], bobs["previous"]) == (sent[bob.pk].pk, 0)
+    assert alices["message"]["created_at"] == sent[alice.pk].created_at.isoformat()
+
+
 def test_notify_reuses_one_redis_connection(alice, redis_server, redis_client):
     def connections() -> int:
         # The metrics flusher's own connection (notifications/metrics.py) opens
