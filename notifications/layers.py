@@ -29,9 +29,10 @@ bench/README.md for the figures):
   expire messages, the capacity script sent in full each time). Here it takes
   two: one cached script (EVALSHA) that expires and reads the members, then
   one that expires, checks capacity and adds; group_send_many does the same
-  for many groups at once (a broadcast), a script call per thousand groups. It also returns how many channels were over
-  capacity, which the library only logs at INFO, and adds a dropped message
-  again, to the full keys only, until its queue drains (see group_send).
+  for many groups at once (a broadcast), a script call per thousand groups.
+  It also returns how many channels were over capacity, which the library
+  only logs at INFO, and adds a dropped message again, to the full keys only,
+  until its queue drains (see group_send).
 - The library scores queued messages by time, and members of equal score pop
   in byte order (random, as each starts with a random prefix): two messages
   sent in one instant could swap. Here a queue pops in arrival order.
