@@ -14,7 +14,9 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,7 +74,17 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
     """A fresh browser profile (cookies, storage) that keeps evidence of a failure."""
-    context = browser.new_context(viewport=VIEWPORT)
+    with evidence_kept(browser, request) as context:
+        yield context
+
+
+@contextmanager
+def evidence_kept(
+    browser: Browser, request: pytest.FixtureRequest, **options: Any
+) -> Iterator[BrowserContext]:
+    """A new context (with `options` for new_context) whose pages are captured
+    when the test failed, and which fails the test on a JavaScript error."""
+    context = browser.new_context(viewport=VIEWPORT, **options)
     console: list[str] = []
     page_errors: list[str] = []
     context.on("console", lambda message: console.append(f"{message.type}: {message.text}"))

@@ -6,9 +6,8 @@ import pytest
 
 from tests.stack import Stack
 from tests.test_browser import (  # noqa: F401 (fixtures)
-    SCREENSHOTS,
-    VIEWPORT,
     browser,
+    evidence_kept,
     expect,
     open_inbox,
     pytestmark,
@@ -24,17 +23,8 @@ PREFERENCES = "/api/notifications/preferences/"
 @pytest.fixture
 def context(browser, request: pytest.FixtureRequest) -> Iterator[sync_api.BrowserContext]:  # noqa: F811
     """tests/test_browser.py's context, in a browser whose clock is in Tokyo."""
-    context = browser.new_context(viewport=VIEWPORT, timezone_id=BROWSER_ZONE)
-    page_errors: list[str] = []
-    context.on("weberror", lambda error: page_errors.append(str(error.error)))
-    yield context
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        for number, page in enumerate(context.pages, start=1):
-            page.screenshot(path=SCREENSHOTS / f"{request.node.name}-page{number}.png")
-    context.close()
-    assert not page_errors, f"JavaScript errors: {page_errors}"
+    with evidence_kept(browser, request, timezone_id=BROWSER_ZONE) as context:
+        yield context
 
 
 def open_preferences(page: sync_api.Page):

@@ -5,7 +5,7 @@ import logging
 import pytest
 from django.db import connection, transaction
 
-from notifications import flush, mark_read, metrics, notify, notify_all, notify_many
+from notifications import flush, mark_read, metrics, notify, notify_all, notify_many, publish
 from notifications.models import Notification
 from tests.sockets import Listener
 
@@ -86,6 +86,28 @@ def test_notify_many_and_all_reach_each_user_once(alice, bob, stranger, redis_se
     stranger.is_active = False
     stranger.save()
     assert {n.recipient_id for n in notify_all("Hello everyone")} == {alice.pk, bob.pk}
+
+
+def test_notify_many_commits_in_batches_outside_a_transaction_and_whole_inside_one(
+    alice, bob, redis_server, monkeypatch
+):
+    monkeypatch.setattr(publish, "MANY_BATCH", 1)
+    committed = []  # the recipients of each commit, when it happens
+    monkeypatch.setattr(
+        publish.sender,
+        "submit",
+        lambda pairs: committed.append([group for group, _ in pairs]),
+    )
+    notify_many([bob, alice], "In batches")
+    assert committed == [[f"user.{alice.pk}"], [f"user.{bob.pk}"]]  # in id order
+
+    committed.clear()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        notify_many([bob, alice], "Whole")
+        assert committed == []  # nothing sent before the caller's commit
+        raise RuntimeError
+    assert committed == []
+    assert not Notification.objects.filter(title="Whole").exists()
 
 
 def test_each_event_of_notify_many_names_its_recipients_previous_notification(
