@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django.apps import apps
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from redis.exceptions import RedisError
 
 from notifications import limits, preferences, presence
@@ -163,22 +163,27 @@ def _b64url(name: str, value: str, max_length: int) -> bytes:
 def after_commit(notifications: Iterable[Notification]) -> None:
     """Queue the push of these notifications once the transaction commits.
 
-    The caller pays for nothing when push is off; otherwise for one broker
-    message per TASK_CHUNK notifications, sent after its commit. Which of
+    The caller pays for nothing when push is off; otherwise, after its
+    commit, for one indexed query (does any recipient have a device?) and,
+    when one does, one broker message per TASK_CHUNK notifications. Which of
     them go out is decided by the task (deliver()), off the caller's path.
     """
     if not enabled():
         return
-    ids = [n.pk for n in notifications]
-    if ids:
-        transaction.on_commit(lambda: _enqueue(ids))
+    notifications = list(notifications)
+    if notifications:
+        transaction.on_commit(lambda: _enqueue(notifications))
 
 
-def _enqueue(ids: list[int]) -> None:
+def _enqueue(notifications: list[Notification]) -> None:
     if not apps.is_installed("notifications.celery"):
         log.warning("push is configured but notifications.celery is not installed; not sent")
         return
     from notifications.celery.tasks import send_push
+
+    if not _may_have_devices({n.recipient_id for n in notifications}):
+        return
+    ids = [n.pk for n in notifications]
 
     for start in range(0, len(ids), TASK_CHUNK):
         chunk = ids[start : start + TASK_CHUNK]
@@ -187,6 +192,19 @@ def _enqueue(ids: list[int]) -> None:
             send_push.apply_async((chunk,), retry=False)
         except Exception as exc:
             log.warning("push of %d notification(s) not queued: %r", len(chunk), exc)
+
+
+def _may_have_devices(users: set[int]) -> bool:
+    """False when none of `users` has a device, so most notices cost no broker
+    message. A larger set (an IN list that long may pass SQLite's limits) and a
+    failed query are left to the task to sort out."""
+    if len(users) > TASK_CHUNK:
+        return True
+    try:
+        return PushSubscription.objects.filter(user_id__in=users).exists()
+    except DatabaseError as exc:
+        log.warning("could not tell whether %d user(s) have push devices: %r", len(users), exc)
+        return True
 
 
 class _Retry(Exception):

@@ -240,9 +240,17 @@ def queued(monkeypatch):
     return calls
 
 
+def a_device(user) -> PushSubscription:
+    """A stored subscription, for tests that stop before anything is posted."""
+    return PushSubscription.objects.create(
+        user=user, endpoint=f"https://push.example/{user.pk}", p256dh="k", auth="a"
+    )
+
+
 def test_notify_many_queues_one_push_task_for_the_batch_after_commit(
     vapid, alice, bob, queued, django_capture_on_commit_callbacks
 ):
+    a_device(bob)
     with django_capture_on_commit_callbacks(execute=True):
         created = notify_many([alice, bob], "Deploy finished")
         assert queued == []  # nothing before the commit
@@ -257,6 +265,18 @@ def test_notify_queues_nothing_while_push_is_off(alice, queued, django_capture_o
     assert queued == []
 
 
+def test_notify_queues_nothing_for_people_without_a_device(
+    vapid, alice, bob, queued, django_capture_on_commit_callbacks
+):
+    a_device(bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        notify(alice, "Alice has no device")
+        notify_many([alice], "Nor here")
+        bobs = notify(bob, "Bob has one")
+
+    assert queued == [(([bobs.pk],), {"retry": False})]
+
+
 def test_a_broker_that_refuses_the_push_task_does_not_fail_notify(
     vapid, alice, monkeypatch, django_capture_on_commit_callbacks, caplog
 ):
@@ -264,6 +284,7 @@ def test_a_broker_that_refuses_the_push_task_does_not_fail_notify(
         raise ConnectionRefusedError("broker down")
 
     monkeypatch.setattr(send_push, "apply_async", refuse)
+    a_device(alice)
     with django_capture_on_commit_callbacks(execute=True):
         notification = notify(alice, "Still saved")
 
