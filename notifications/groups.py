@@ -30,16 +30,11 @@ def event(message: dict, previous: int | None = None) -> dict:
     return envelope
 
 
-def notification_events(
-    created: list[Notification], previous: dict[int, int] | None = None
-) -> list[tuple[str, dict]]:
-    """(group, event) for notifications just saved, each with its recipient's
-    previous id (read from the database unless `previous` gives them)."""
+def notification_events(created: list[Notification]) -> list[tuple[str, dict]]:
+    """(group, event) for notifications just saved, each with its `previous` id."""
     if not created:
         return []
-    if previous is None:
-        below = min(n.pk for n in created)
-        previous = store.newest_below({n.recipient_id for n in created}, below)
+    previous = store.newest_below({n.recipient_id for n in created}, min(n.pk for n in created))
     return [
         (
             user_group(n.recipient_id),
