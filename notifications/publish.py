@@ -111,7 +111,7 @@ def notify_many(
     nothing, sent when it commits. Outside one, every MANY_BATCH recipients
     (in id order) are one insert and one commit, sent at once, so the first
     tabs show a broadcast while the rest are written (to 5,000 users the last
-    one came 0.6 s sooner); an error part-way leaves the earlier batches saved
+    one came 0.3 s sooner, 1.8 s for 2.1 s); an error part-way leaves the earlier batches saved
     and sent. Wrap the call in transaction.atomic() to have it whole or not at all.
     """
     fields = validation.fields(title, **options)
