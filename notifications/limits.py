@@ -44,3 +44,12 @@ FRAME_MAX_BYTES = 64 * 1024
 def shorten(text: str, limit: int) -> str:
     """`text` cut to `limit` characters, ending in an ellipsis when it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+ECHO_MAX = 80
+
+
+def shown(value: object) -> str:
+    """A caller's value as an error text quotes it: its repr, at most ECHO_MAX
+    characters, so a 200 KB input never comes back whole."""
+    return shorten(repr(value), ECHO_MAX)

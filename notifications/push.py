@@ -14,17 +14,18 @@ their devices once (models.PushDelivery).
 """
 
 import base64
-import binascii
 import functools
 import importlib.util
 import json
 import logging
 import random
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, transaction
 from redis.exceptions import RedisError
 
@@ -56,26 +57,40 @@ def library_missing() -> bool:
 # Subscriptions: what the browser's pushManager.subscribe() gave the page.
 
 
+class Taken(ValueError):
+    """The endpoint is another account's, and the caller did not show its keys."""
+
+
 def subscribe(user_id: int, data: object, user_agent: str = "") -> PushSubscription:
     """Register (or refresh) the caller's browser; ValueError says what is wrong.
 
-    An endpoint is one browser profile's: when it was registered by someone
-    else, it moves to the caller, who is the one signed in on that browser now
-    (the previous person no longer gets pushes there).
+    An endpoint held by another account moves to the caller only when the
+    caller sends that subscription's own keys: the same browser profile, where
+    someone else signed in since (pushManager gives them the same subscription).
+    Knowing an endpoint alone takes nobody's device over (Taken, HTTP 409).
+    The device cap is counted under a lock on the user's row (SQLite: the
+    IMMEDIATE transaction's write lock), so concurrent requests cannot pass it.
     """
     endpoint, p256dh, auth = _subscription_fields(data)
-    owned = PushSubscription.objects.filter(user_id=user_id).exclude(endpoint=endpoint)
-    if owned.count() >= app_settings.PUSH_MAX_SUBSCRIPTIONS:
-        raise ValueError(f"at most {app_settings.PUSH_MAX_SUBSCRIPTIONS} devices; remove one first")
-    subscription, _ = PushSubscription.objects.update_or_create(
-        endpoint=endpoint,
-        defaults={
-            "user_id": user_id,
-            "p256dh": p256dh,
-            "auth": auth,
-            "user_agent": user_agent[:USER_AGENT_MAX],
-        },
-    )
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user_id).exists()
+        held = PushSubscription.objects.select_for_update().filter(endpoint=endpoint).first()
+        if held and held.user_id != user_id and (held.p256dh, held.auth) != (p256dh, auth):
+            raise Taken("this endpoint is registered to another account")
+        owned = PushSubscription.objects.filter(user_id=user_id).exclude(endpoint=endpoint)
+        if owned.count() >= app_settings.PUSH_MAX_SUBSCRIPTIONS:
+            raise ValueError(
+                f"at most {app_settings.PUSH_MAX_SUBSCRIPTIONS} devices; remove one first"
+            )
+        subscription, _ = PushSubscription.objects.update_or_create(
+            endpoint=endpoint,
+            defaults={
+                "user_id": user_id,
+                "p256dh": p256dh,
+                "auth": auth,
+                "user_agent": user_agent[:USER_AGENT_MAX],
+            },
+        )
     return subscription
 
 
@@ -107,7 +122,8 @@ def _subscription_fields(data: object) -> tuple[str, str, str]:
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
     if not isinstance(p256dh, str) or not isinstance(auth, str):
         raise ValueError("'keys' needs 'p256dh' and 'auth' strings")
-    _check_endpoint(endpoint)
+    endpoint = normal_endpoint(endpoint)
+    check_endpoint(endpoint)
     public = _b64url("p256dh", p256dh, 100)
     if len(public) != 65 or public[0] != 4 or not _on_the_curve(public):
         raise ValueError("'p256dh' must be an uncompressed P-256 public key (65 bytes)")
@@ -116,9 +132,29 @@ def _subscription_fields(data: object) -> tuple[str, str, str]:
     return endpoint, p256dh.rstrip("="), auth.rstrip("=")
 
 
-def _check_endpoint(endpoint: str) -> None:
+def normal_endpoint(endpoint: str) -> str:
+    """One spelling per endpoint, so a device is one row: no surrounding
+    whitespace, scheme and host in lower case, no default port; a URL with
+    whitespace or control characters inside is refused."""
+    endpoint = endpoint.strip()
+    if any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in endpoint):
+        raise ValueError("'endpoint' has whitespace or control characters")
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError:
+        raise ValueError("'endpoint' is not a URL") from None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if "@" in parts.netloc or not host:
+        return endpoint  # check_endpoint() says what is wrong
+    netloc = host if port in (None, {"https": 443, "http": 80}.get(scheme)) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def check_endpoint(endpoint: str) -> None:
     """A push service's https URL; anything else would have this server post
-    to an address of the subscriber's choosing."""
+    to an address of the subscriber's choosing. The sender applies it again
+    to every request it makes (HostCheckedSession)."""
     if len(endpoint) > ENDPOINT_MAX:
         raise ValueError(f"'endpoint' is longer than {ENDPOINT_MAX} characters")
     try:
@@ -131,7 +167,7 @@ def _check_endpoint(endpoint: str) -> None:
         raise ValueError("'endpoint' must be an https URL of a push service")
     host = parts.hostname.lower()
     if not any(host == h or host.endswith("." + h) for h in app_settings.PUSH_SERVICE_HOSTS):
-        raise ValueError(f"'endpoint' is not on a known push service ({host})")
+        raise ValueError(f"'endpoint' is not on a known push service ({limits.shown(host)})")
 
 
 def _on_the_curve(point: bytes) -> bool:
@@ -148,13 +184,14 @@ def _on_the_curve(point: bytes) -> bool:
     return True
 
 
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
 def _b64url(name: str, value: str, max_length: int) -> bytes:
-    if len(value) > max_length or not value.isascii():
+    # Python's decoder skips characters outside the alphabet; a key must not.
+    if len(value) > max_length or not BASE64URL.fullmatch(value) or len(value.rstrip("=")) % 4 == 1:
         raise ValueError(f"'{name}' is not base64url")
-    try:
-        return base64.urlsafe_b64decode(value.rstrip("=") + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        raise ValueError(f"'{name}' is not base64url") from None
+    return base64.urlsafe_b64decode(value.rstrip("=") + "=" * (-len(value.rstrip("=")) % 4))
 
 
 # Sending.
@@ -286,6 +323,10 @@ def _push_once(notification: Notification, subscription: PushSubscription, body:
     return DONE
 
 
+class RedirectRefused(Exception):
+    """The push service answered 3xx: a failed delivery, never followed elsewhere."""
+
+
 class Gone(Exception):
     """The push service no longer knows the subscription (404 or 410)."""
 
@@ -320,6 +361,8 @@ def send(subscription: PushSubscription, body: str) -> None:
             raise Gone() from exc
         if status == 429 or (status is not None and status >= 500):
             raise _Retry(f"push service answered {status}") from exc
+        if status is not None and 300 <= status < 400:
+            raise RedirectRefused(f"push service answered {status}; redirects are not followed")
         raise
     except requests.ConnectTimeout as exc:
         raise _Retry("push service did not accept a connection") from exc
@@ -336,7 +379,19 @@ def _session():
     the fork): connections to a push service are kept and reused between pushes."""
     import requests
 
-    return requests.Session()
+    class HostCheckedSession(requests.Session):
+        """Never a way into the network: no redirect is followed (a 3xx is a
+        failed delivery), every request's URL passes check_endpoint(), and no
+        proxy or netrc from the environment is used."""
+
+        def request(self, method, url, *args, **kwargs):
+            check_endpoint(url)
+            kwargs["allow_redirects"] = False
+            return super().request(method, url, *args, **kwargs)
+
+    session = HostCheckedSession()
+    session.trust_env = False
+    return session
 
 
 def payload(notification: Notification) -> str:

@@ -43,6 +43,8 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
     try:
         data = json.loads(request.body)
         subscription = push.subscribe(request.user.pk, data, request.headers.get("User-Agent", ""))
+    except push.Taken as exc:
+        return error(str(exc), status=409)
     except (ValueError, RecursionError) as exc:  # json errors are ValueErrors too
         unreadable = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
         return error("send the subscription as JSON" if isinstance(exc, unreadable) else str(exc))

@@ -103,7 +103,7 @@ class PushService:
         self.plaintexts: dict[str, list[bytes]] = defaultdict(list)  # as the browser reads them
         self.attempts: dict[str, int] = defaultdict(int)
         self.refused: list[str] = []
-        self.statuses: dict[str, deque[int]] = defaultdict(deque)
+        self.statuses: dict[str, deque[int | tuple[int, str]]] = defaultdict(deque)
         self.held: set[str] = set()
         self.released = threading.Event()
         self.lock = threading.Lock()
@@ -124,6 +124,10 @@ class PushService:
     def answer(self, token: str, *statuses: int) -> None:
         self.statuses[token].extend(statuses)
 
+    def redirect(self, token: str, status: int, location: str) -> None:
+        """Answer the next request to `token` with a redirect to `location`."""
+        self.statuses[token].append((status, location))
+
     def hold(self, token: str) -> None:
         """Keep requests to `token` unanswered until `release()` (a slow service)."""
         self.held.add(token)
@@ -142,7 +146,10 @@ class PushService:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = service._take(self.path, self.headers, body)
+                status, location = status if isinstance(status, tuple) else (status, None)
                 self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -151,7 +158,7 @@ class PushService:
 
         return Handler
 
-    def _take(self, path: str, headers, body: bytes) -> int:
+    def _take(self, path: str, headers, body: bytes) -> int | tuple[int, str]:
         token = path.removeprefix("/push/")
         with self.lock:
             self.attempts[token] += 1
@@ -207,6 +214,34 @@ class PushService:
         if not str(claims.get("sub", "")).startswith(self.subject_prefix):
             return f"VAPID: sub {claims.get('sub')!r}"
         return None
+
+
+class Recorder:
+    """Any local server a redirect could point at: keeps every request it gets."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> None:
+                recorder.requests.append((self.command, self.path))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = _record
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # On the real stack (tests/stack.py).

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from notifications import notify, notify_many, preferences, push
 from notifications.celery.tasks import send_push
 from notifications.models import Notification, PushDelivery, PushSubscription
-from tests.push_service import PushService
+from tests.push_service import PushService, Recorder
 
 pytestmark = pytest.mark.django_db
 
@@ -299,3 +299,47 @@ def test_a_device_gone_for_one_notification_is_not_tried_for_the_next(service, a
     push.deliver([notice(alice).pk, notice(alice).pk])
 
     assert service.attempts["gone-early"] == 1
+
+
+@pytest.fixture
+def internal():
+    """A server inside the network that no push may reach."""
+    recorder = Recorder()
+    yield recorder
+    recorder.close()
+
+
+@pytest.mark.parametrize("status", [307, 302, 301, 308, 303])
+def test_a_redirect_is_a_failed_delivery_never_followed(service, alice, internal, status, caplog):
+    device(service, alice, "r1")
+    service.redirect("r1", status, internal.url + "/internal-admin")
+    n = notice(alice, title="Secret")
+
+    assert push.deliver([n.pk]) == []  # not retried either
+
+    assert internal.requests == []
+    assert service.attempts["r1"] == 1
+    assert PushDelivery.objects.get(notification=n).sent_at is None
+    assert f"answered {status}; redirects are not followed" in caplog.text
+
+
+def test_a_device_whose_host_is_no_longer_allowed_is_never_posted_to(service, alice, settings):
+    device(service, alice, "h1")
+    settings.NOTIFICATIONS_PUSH_SERVICE_HOSTS = ["fcm.googleapis.com"]
+
+    push.deliver([notice(alice).pk])
+
+    assert service.attempts["h1"] == 0
+
+
+def test_the_sender_ignores_proxies_from_the_environment(service, alice, internal, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", internal.url)
+    monkeypatch.setenv("http_proxy", internal.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    push._session.cache_clear()
+    device(service, alice, "p1")
+
+    assert push.deliver([notice(alice).pk]) == []
+
+    assert internal.requests == []
+    assert service.count("p1") == 1

@@ -59,11 +59,53 @@ def test_registering_the_same_browser_again_keeps_one_row(alice):
 
 
 def test_a_browser_registered_by_someone_else_moves_to_who_is_signed_in_now(alice, bob):
-    post(signed_in(bob), subscription("shared"))
-    post(signed_in(alice), subscription("shared"))
+    shared = subscription("shared")  # the same browser profile: the same keys
+    post(signed_in(bob), shared)
 
+    assert post(signed_in(alice), shared).status_code == 201
     assert PushSubscription.objects.get().user == alice
     assert signed_in(bob).get(URL).json()["devices"] == []
+
+
+def test_knowing_another_accounts_endpoint_takes_nothing_over(alice, bob):
+    bobs = post(signed_in(bob), subscription("bobs-phone")).json()["id"]
+    mallory = subscription("bobs-phone")  # the endpoint, with keys of her own
+
+    response = post(signed_in(alice), mallory)
+    spelled_otherwise = post(
+        signed_in(alice), {**mallory, "endpoint": "HTTPS://FCM.googleapis.COM/fcm/send/bobs-phone"}
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "this endpoint is registered to another account"
+    assert spelled_otherwise.status_code == 409
+    device = PushSubscription.objects.get()
+    assert (device.pk, device.user) == (bobs, bob)
+
+
+SPELLINGS = [
+    "HTTPS://fcm.googleapis.com/fcm/send/dev",
+    "https://FCM.GoogleAPIs.com/fcm/send/dev",
+    " https://fcm.googleapis.com/fcm/send/dev",
+    "https://fcm.googleapis.com/fcm/send/dev\n",
+    "\thttps://fcm.googleapis.com:443/fcm/send/dev ",
+]
+
+
+def test_one_device_is_one_row_however_its_endpoint_is_spelled(alice):
+    client = signed_in(alice)
+    ids = {post(client, {**subscription(), "endpoint": e}).json()["id"] for e in SPELLINGS}
+
+    assert len(ids) == 1
+    assert PushSubscription.objects.get().endpoint == "https://fcm.googleapis.com/fcm/send/dev"
+
+
+@pytest.mark.parametrize("endpoint", [FCM + "a\nb", FCM + "a b", FCM + "a\x00b", FCM + "a\x7fb"])
+def test_an_endpoint_with_control_characters_inside_is_refused(alice, endpoint):
+    response = post(signed_in(alice), {**subscription(), "endpoint": endpoint})
+
+    assert response.status_code == 400
+    assert not PushSubscription.objects.exists()
 
 
 def test_nobody_lists_or_removes_another_users_devices(alice, bob):
@@ -106,6 +148,11 @@ def with_keys(**keys) -> dict:
     return data
 
 
+_key, _auth = subscription()["keys"]["p256dh"], subscription()["keys"]["auth"]
+# Keys with the standard alphabet's + and /, so the case above tests something.
+while "-" not in _key and "_" not in _key:
+    _key = subscription()["keys"]["p256dh"]
+
 BAD = {
     "not JSON": "{",
     "a list": [1],
@@ -119,6 +166,11 @@ BAD = {
     "a short p256dh": with_keys(p256dh="BAAA"),
     "a p256dh off the curve": with_keys(p256dh="BA" + "A" * 85),
     "a p256dh not base64": with_keys(p256dh="!" * 87),
+    "a p256dh with $$ inside": with_keys(p256dh=_key[:40] + "$$" + _key[40:]),
+    "a p256dh in standard base64": with_keys(p256dh=_key.replace("-", "+").replace("_", "/")),
+    "an auth with !!!! inside": with_keys(auth=_auth[:10] + "!!!!" + _auth[10:]),
+    "an auth with @@@@ inside": with_keys(auth="@@@@" + _auth),
+    "an auth of whitespace around": with_keys(auth=" " + _auth + " "),
     "an auth of 8 bytes": with_keys(auth="AAAAAAAAAAA"),
     "a number for auth": with_keys(auth=5),
     "a huge body": {**subscription(), "pad": "x" * 5000},
