@@ -362,7 +362,8 @@ def send(subscription: PushSubscription, body: str) -> None:
         if status == 429 or (status is not None and status >= 500):
             raise _Retry(f"push service answered {status}") from exc
         if status is not None and 300 <= status < 400:
-            raise RedirectRefused(f"push service answered {status}; redirects are not followed")
+            message = f"push service answered {status}; redirects are not followed"
+            raise RedirectRefused(message) from exc
         raise
     except requests.ConnectTimeout as exc:
         raise _Retry("push service did not accept a connection") from exc
