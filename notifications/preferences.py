@@ -14,11 +14,12 @@ Only push and email ask: the in-app path never reads preferences, so
 """
 
 import functools
+import logging
 import re
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time, tzinfo
 from typing import Any
 
 from django.db import transaction
@@ -28,6 +29,8 @@ from notifications import limits
 from notifications.conf import app_settings
 from notifications.models import Digest, Level, Preference
 from notifications.validation import KIND_PATTERN
+
+log = logging.getLogger(__name__)
 
 CHANNELS = ("push", "email")
 # Kinds one person may set channels for: enough for any app, small enough to
@@ -65,7 +68,7 @@ class Choices:
         """Whether `at` falls in the quiet hours, read on the person's own clock."""
         if self.quiet_start is None or self.quiet_end is None:
             return False
-        local = at.astimezone(zoneinfo.ZoneInfo(self.time_zone)).time()
+        local = at.astimezone(_zone(self.time_zone)).time()
         if self.quiet_start < self.quiet_end:
             return self.quiet_start <= local < self.quiet_end
         return local >= self.quiet_start or local < self.quiet_end  # spans midnight
@@ -107,7 +110,9 @@ def recipients(
     """Those of `user_ids` whom `channel` reaches for a notification of this
     level and kind at time `at` (now when None)."""
     if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}: use one of {', '.join(CHANNELS)}")
+        raise ValueError(
+            f"unknown channel {limits.shown(channel)}: use one of {', '.join(CHANNELS)}"
+        )
     if channel == "push" and level in critical_levels():
         return set(user_ids)  # nothing a person chose can hold it back: no query
     at = at or timezone.now()
@@ -201,7 +206,7 @@ def _checked(payload: Any) -> dict[str, Any]:
     levels = _channel_map("levels", payload["levels"], _level)
     for level in critical_levels():
         if set(levels.get(level, CHANNELS)) != set(CHANNELS):
-            raise ValueError(f"level {level!r} is critical and cannot be muted")
+            raise ValueError(f"level {limits.shown(level)} is critical and cannot be muted")
     # A kind with every channel is the same as one not named: not kept, not counted
     # (the panel sends back each of the operator's NOTIFICATIONS_KINDS).
     kinds = {
@@ -213,7 +218,9 @@ def _checked(payload: Any) -> dict[str, Any]:
         raise ValueError(f"at most {KINDS_MAX} kinds with fewer channels, not {len(kinds)}")
     digest = payload["digest"]
     if digest not in Digest.values:
-        raise ValueError(f"digest must be one of {', '.join(Digest.values)}, not {digest!r}")
+        raise ValueError(
+            f"digest must be one of {', '.join(Digest.values)}, not {limits.shown(digest)}"
+        )
     quiet_start, quiet_end = _quiet_hours(payload["quiet_hours"])
     return {
         "channels": {"levels": levels, "kinds": kinds},
@@ -226,14 +233,17 @@ def _checked(payload: Any) -> dict[str, Any]:
 
 def _level(name: str) -> str:
     if name not in Level.values:
-        raise ValueError(f"unknown level {name!r}: use one of {', '.join(Level.values)}")
+        raise ValueError(
+            f"unknown level {limits.shown(name)}: use one of {', '.join(Level.values)}"
+        )
     return name
 
 
 def _kind(name: str) -> str:
     if len(name) > limits.KIND_MAX or not KIND_PATTERN.fullmatch(name):
         raise ValueError(
-            f"kind {name[:80]!r} must be 1-{limits.KIND_MAX} characters of a-z, 0-9, '.', '_', '-'"
+            f"kind {limits.shown(name)} must be 1-{limits.KIND_MAX} characters "
+            "of a-z, 0-9, '.', '_', '-'"
         )
     return name
 
@@ -245,11 +255,11 @@ def _channel_map(what: str, value: Any, key: Any) -> dict[str, list[str]]:
     for name, channels in value.items():
         key(name)
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-            raise ValueError(f"{what}[{name!r}] must be a list of channels")
+            raise ValueError(f"{what}[{limits.shown(name)}] must be a list of channels")
         unknown = [c for c in channels if c not in CHANNELS]
         if unknown:
             raise ValueError(
-                f"unknown channel {unknown[0][:40]!r} in {what}[{name!r}]: "
+                f"unknown channel {limits.shown(unknown[0])} in {what}[{limits.shown(name)}]: "
                 f"use {', '.join(CHANNELS)} (the inbox always applies)"
             )
         checked[name] = [c for c in CHANNELS if c in channels]
@@ -270,18 +280,40 @@ def _quiet_hours(value: Any) -> tuple[time | None, time | None]:
 def _clock(name: str, value: Any) -> time:
     match = CLOCK.fullmatch(value) if isinstance(value, str) else None
     if not match:
-        raise ValueError(f"quiet_hours {name} must be a 24-hour time HH:MM, not {value!r}")
+        raise ValueError(
+            f"quiet_hours {name} must be a 24-hour time HH:MM, not {limits.shown(value)}"
+        )
     return time(int(match[1]), int(match[2]))
+
+
+# In the tz database's folder but not zones of the IANA list: the machine's own
+# clock, a placeholder, and copies of every zone under other rules.
+NOT_ZONES = {"localtime", "Factory", "posixrules"}
 
 
 @functools.cache
 def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(
+        name
+        for name in zoneinfo.available_timezones()
+        if name not in NOT_ZONES and not name.startswith(("posix/", "right/"))
+    )
+
+
+def _zone(name: str) -> tzinfo:
+    """The person's zone; one that cannot be read (a row saved before the rule,
+    a machine without it) is UTC for that person alone, never an error for others."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        log.warning("time zone %s cannot be read (%r); using UTC", limits.shown(name), exc)
+        return UTC
 
 
 def _time_zone(value: Any) -> str:
     if not isinstance(value, str) or value not in _time_zones():
         raise ValueError(
-            f"time_zone must be an IANA time zone name such as 'Europe/Berlin', not {value!r:.80}"
+            f"time_zone must be an IANA time zone name such as 'Europe/Berlin', "
+            f"not {limits.shown(value)}"
         )
     return value

@@ -48,7 +48,9 @@ def fields(
 ) -> dict:
     """Checked, normalised notification fields (the defaults are the API's)."""
     if level not in Level.values:
-        raise ValueError(f"unknown level {level!r}: use one of {', '.join(Level.values)}")
+        raise ValueError(
+            f"unknown level {limits.shown(level)}: use one of {', '.join(Level.values)}"
+        )
     if isinstance(title, str) and not title.strip():
         raise ValueError("title must be a non-empty string")
     return {
@@ -67,7 +69,7 @@ def fields(
 def _kind(kind: Any) -> str:
     kind = text("kind", kind, limits.KIND_MAX)
     if kind and not KIND_PATTERN.fullmatch(kind):
-        raise ValueError(f"kind {kind!r} may hold only a-z, 0-9, '.', '_' and '-'")
+        raise ValueError(f"kind {limits.shown(kind)} may hold only a-z, 0-9, '.', '_' and '-'")
     return kind
 
 
@@ -90,7 +92,9 @@ def _actions(actions: Any) -> list[dict[str, str]]:
             raise ValueError("an action label must not be empty")
         url = text("action url", action["url"], limits.ACTION_URL_MAX)
         if not link(url):
-            raise ValueError(f"action url {url!r} must be http(s):// or a path on this site")
+            raise ValueError(
+                f"action url {limits.shown(url)} must be http(s):// or a path on this site"
+            )
         checked.append({"label": label, "url": url})
     return checked
 

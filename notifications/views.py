@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from redis.exceptions import RedisError
 
-from notifications import digest, inbox, preferences, progress_state, reads, tickets
+from notifications import digest, inbox, limits, preferences, progress_state, reads, tickets
 from notifications import metrics as metrics_module
 from notifications.conf import app_settings
 
@@ -37,8 +37,12 @@ def api_login_required(view: Callable[..., JsonResponse]) -> Callable[..., JsonR
     return wrapper
 
 
+ERROR_MAX = 500
+
+
 def error(message: str, status: int = 400) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+    """The API's error answer; bounded, whatever value the message quotes."""
+    return JsonResponse({"error": limits.shorten(message, ERROR_MAX)}, status=status)
 
 
 def whole_number(request: HttpRequest, name: str) -> int | None:
@@ -47,7 +51,7 @@ def whole_number(request: HttpRequest, name: str) -> int | None:
     if value is None:
         return None
     if not value.isascii() or not value.isdigit():
-        raise ValueError(f"'{name}' must be a non-negative integer, not {value!r}")
+        raise ValueError(f"'{name}' must be a non-negative integer, not {limits.shown(value)}")
     return int(value)
 
 

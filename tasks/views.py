@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
+from notifications import limits
 from notifications.views import api_login_required, error
 from tasks import tasks
 
@@ -67,7 +68,7 @@ def task_named(fields: dict) -> str:
     if not isinstance(name, str):
         raise BadRequest("'task' must be a string")
     if name not in known:
-        raise BadRequest(f"unknown task {name!r}; one of {known}")
+        raise BadRequest(f"unknown task {limits.shown(name)}; one of {known}")
     return name
 
 

@@ -265,6 +265,11 @@ def test_put_needs_the_csrf_token(alice):
         (valid(time_zone="Mars/Olympus"), "time_zone must be an IANA time zone name"),
         (valid(time_zone="../../etc/passwd"), "time_zone must be an IANA time zone name"),
         (valid(time_zone=5), "time_zone must be an IANA time zone name"),
+        (valid(time_zone="localtime"), "time_zone must be an IANA time zone name"),
+        (valid(time_zone="Factory"), "time_zone must be an IANA time zone name"),
+        (valid(time_zone="posixrules"), "time_zone must be an IANA time zone name"),
+        (valid(time_zone="posix/Europe/Berlin"), "time_zone must be an IANA time zone name"),
+        (valid(time_zone="right/UTC"), "time_zone must be an IANA time zone name"),
     ],
 )
 def test_bad_input_answers_400_with_the_reason_and_changes_nothing(alice, payload, message):
@@ -275,6 +280,39 @@ def test_bad_input_answers_400_with_the_reason_and_changes_nothing(alice, payloa
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert client.get(URL).json() == before
+
+
+HUGE = "x" * 200_000
+HOSTILE = [
+    valid(levels={HUGE: []}),
+    valid(levels={"info": [HUGE]}),
+    valid(kinds={HUGE: []}),
+    valid(kinds={"export": [HUGE]}),
+    valid(digest=HUGE),
+    valid(quiet_hours={"start": HUGE, "end": "07:00"}),
+    valid(time_zone=HUGE),
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_huge_value_is_never_echoed_whole(alice, payload):
+    response = put(signed_in(alice), payload)
+
+    assert response.status_code == 400
+    assert len(response.content) < 1_000
+
+
+def test_a_zone_the_worker_cannot_read_is_utc_for_that_person_alone(alice, bob, caplog):
+    quiet = {"quiet_start": time(11, 0), "quiet_end": time(13, 0)}
+    choose(alice, time_zone="Mars/Olympus", **quiet)  # saved before the rule, or lost since
+    choose(bob, time_zone="Asia/Tokyo")
+
+    reached = preferences.recipients(
+        [alice.pk, bob.pk], level="info", kind="", channel="push", at=NOON
+    )
+
+    assert reached == {bob.pk}  # alice: quiet at noon UTC; bob: reached as before
+    assert "time zone 'Mars/Olympus' cannot be read" in caplog.text
 
 
 def test_critical_is_read_only_and_ignored_in_a_put(alice):

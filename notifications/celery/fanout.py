@@ -31,7 +31,7 @@ from celery.canvas import Signature
 from celery.signals import task_postrun
 from redis.exceptions import RedisError
 
-from notifications import flush
+from notifications import flush, limits
 from notifications.celery import fanout_state, owners
 from notifications.celery.fanout_state import Tally
 from notifications.celery.reporting import UserError, as_user_id
@@ -53,7 +53,7 @@ def start_fanout(user_id: int, title: str, signatures: Iterable[Signature]) -> s
     """
     user = as_user_id(user_id)
     if user is None:
-        raise ValueError(f"user_id {user_id!r} names no user")
+        raise ValueError(f"user_id {limits.shown(user_id)} names no user")
     if not isinstance(title, str) or not title.strip():
         raise ValueError("a job needs a title")
     title = shorten(title.strip(), TITLE_MAX - len(" failed"))
