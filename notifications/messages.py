@@ -39,7 +39,9 @@ SCHEMAS: dict[str, frozenset[str]] = {
     ),
     # Progress of a running task, reported at `at` (ISO 8601); the latest one
     # per task is kept a while (progress_state.py) and sent again after hello.
-    "progress": frozenset({"task_id", "percent", "message", "at"}),
+    # `seq` rises with each report of the task (0 when Redis could not number
+    # it): a tab ignores one not above the last it showed.
+    "progress": frozenset({"task_id", "percent", "message", "at", "seq"}),
     # The worker running the task is gone (found by a live worker's heartbeat,
     # and checked when a socket opens); the bar waits for the task to run again
     # elsewhere, whose next `progress` resumes it.

@@ -2,13 +2,20 @@
 reconnects mid-task shows its bar at once instead of waiting for the next report.
 
 One hash per user, `notifications:progress:<user_id>`, field task id -> compact
-JSON {percent, message, at}. The key's expiry (NOTIFICATIONS_PROGRESS_TTL) is
-pushed back on every report, and a field older than that is ignored, so a task
-whose worker vanished does not keep a bar forever. The field goes when the
-task's final notice is saved (notifications.celery.signals) or the task is
-cancelled, and a mark of its end (`notifications:progress-ended:<task_id>`,
-same expiry) keeps a report still on its way from a cancelled task's process
-from bringing the bar back.
+JSON {percent, message, at}, and beside it `notifications:progress-seq:<user_id>`,
+field task id -> the sequence number of that report. Reports of one task can be
+sent from several processes (the parts of a fan-out job, a task redelivered to
+another worker) and so overtake one another on their way; the number, given
+here in one atomic step with the store, orders them: a report older than the
+one kept is neither kept nor sent, and a tab ignores a `progress` whose `seq` is
+not above the last it showed (widget.js), so a bar never goes back.
+
+The keys' expiry (NOTIFICATIONS_PROGRESS_TTL) is pushed back on every report, and
+a field older than that is ignored, so a task whose worker vanished does not keep
+a bar forever. The field goes when the task's final notice is saved
+(notifications.celery.signals) or the task is cancelled, and a mark of its end
+(`notifications:progress-ended:<task_id>`, same expiry) keeps a report still on
+its way from a cancelled task's process from bringing the bar back.
 
 Beside it, which worker runs each task (`notifications:progress-worker:<user_id>`,
 set when a task starts) and each worker's heartbeat (`notifications:worker:<name>`,
@@ -30,27 +37,41 @@ def key(user_id: int) -> str:
     return f"notifications:progress:{user_id}"
 
 
+def seq_key(user_id: int) -> str:
+    return f"notifications:progress-seq:{user_id}"
+
+
 def ended_key(task_id: str) -> str:
     return f"notifications:progress-ended:{task_id}"
 
 
-# KEYS: the user's hash, the task's end mark; ARGV: task id, state, expiry (s).
+# KEYS: the user's hash, the task's end mark, the user's sequence hash; ARGV:
+# task id, state, expiry (s), the report's sequence number (0: the next one).
 # One round trip, and atomic with forget(): a report either lands before the
-# task ended (and forget() drops it) or finds the mark and is refused.
+# task ended (and forget() drops it) or finds the mark and is refused. Returns
+# the report's number, or 0 when it is refused (ended, or older than the kept one).
 _REMEMBER = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local seq = tonumber(ARGV[4])
+if seq == 0 then seq = last + 1 elseif seq <= last then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], seq)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return seq
 """
 
 
-def remember(user_id: int, task_id: str, percent: float, message: str, at: str) -> bool:
-    """Store a report; False when the task has ended (so the report is stale)."""
+def remember(
+    user_id: int, task_id: str, percent: float, message: str, at: str, seq: int = 0
+) -> int:
+    """Store a report; returns its sequence number (the next one unless `seq` is
+    given), or 0 when the task has ended or a later report is kept already."""
     state = json.dumps({"percent": percent, "message": message, "at": at}, separators=(",", ":"))
     script = app_redis().register_script(_REMEMBER)
-    keys = [key(user_id), ended_key(task_id)]
-    return bool(script(keys=keys, args=[task_id, state, app_settings.PROGRESS_TTL]))
+    keys = [key(user_id), ended_key(task_id), seq_key(user_id)]
+    return int(script(keys=keys, args=[task_id, state, app_settings.PROGRESS_TTL, seq]))
 
 
 def forget(user_id: int, task_id: str) -> None:
@@ -60,6 +81,7 @@ def forget(user_id: int, task_id: str) -> None:
     pipe = client.pipeline(transaction=False)
     pipe.set(ended_key(task_id), 1, ex=app_settings.PROGRESS_TTL)
     pipe.hdel(key(user_id), task_id)
+    pipe.hdel(seq_key(user_id), task_id)
     pipe.hdel(worker_key(user_id), task_id)
     if worker:
         pipe.srem(tasks_key(worker), f"{user_id}:{task_id}")
@@ -151,13 +173,17 @@ def stalled(user_id: int, task_ids: list[str]) -> set[str]:
 
 
 def running(user_id: int) -> dict[str, dict]:
-    """Task id -> {percent, message, at} for each of the user's tasks still fresh."""
+    """Task id -> {percent, message, at, seq} for each of the user's tasks still fresh."""
     oldest = datetime.now(UTC) - timedelta(seconds=app_settings.PROGRESS_TTL)
+    pipe = app_redis().pipeline()  # MULTI: a state and its number read together
+    pipe.hgetall(key(user_id))
+    pipe.hgetall(seq_key(user_id))
+    states, seqs = pipe.execute()
     fresh = {}
-    for task_id, raw in app_redis().hgetall(key(user_id)).items():
+    for task_id, raw in states.items():
         state = _parsed(raw)
         if state is not None and datetime.fromisoformat(state["at"]) >= oldest:
-            fresh[task_id] = state
+            fresh[task_id] = {**state, "seq": int(seqs.get(task_id) or 0)}
     return fresh
 
 

@@ -145,13 +145,18 @@ def send_stalled(user_id: int, task_id: str) -> None:
     sender.submit([(user_group(user_id), event(stalled))])
 
 
-def send_progress(user_id: int, task_id: str, percent: float, message: str = "") -> None:
+def send_progress(
+    user_id: int, task_id: str, percent: float, message: str = "", seq: int = 0
+) -> None:
     """Push a task's progress to its user's tabs, and keep it in Redis as the
     task's latest (progress_state.py) for tabs that open later.
 
     A message longer than limits.PROGRESS_MESSAGE_MAX is shortened, not refused:
     a task should not fail over the wording of its progress, nor over a Redis
-    that cannot keep it (a warning is logged).
+    that cannot keep it (a warning is logged). Each report is numbered
+    (`seq`, see progress_state.py) so tabs never show an older one after a
+    newer; a caller that orders reports itself (a fan-out job's tally) passes
+    its own rising `seq`.
     """
     (user_id,) = validation.as_ids([user_id])
     task_id = validation.text("task_id", str(task_id), limits.TASK_ID_MAX)
@@ -162,10 +167,15 @@ def send_progress(user_id: int, task_id: str, percent: float, message: str = "")
     message = limits.shorten(str(message), limits.PROGRESS_MESSAGE_MAX)
     message = message.encode(errors="replace").decode()  # no unpaired surrogates
     at = datetime.now(UTC).isoformat()
-    progress = messages.make("progress", task_id=task_id, percent=percent, message=message, at=at)
     try:
-        if not progress_state.remember(user_id, task_id, percent, message, at):
-            return  # the task has ended or was cancelled: its bar is gone for good
+        numbered = progress_state.remember(user_id, task_id, percent, message, at, seq)
     except RedisError as exc:
         log.warning("progress of task %s not kept: %r", task_id, exc)
+        numbered = seq  # 0 unless the caller numbered it: tabs show it as it comes
+    else:
+        if not numbered:
+            return  # the task has ended or was cancelled, or a later report is out already
+    progress = messages.make(
+        "progress", task_id=task_id, percent=percent, message=message, at=at, seq=numbered
+    )
     sender.submit([(user_group(user_id), event(progress))])

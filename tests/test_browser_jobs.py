@@ -51,6 +51,8 @@ def test_exporting_statements_shows_one_bar_up_to_100_then_one_toast(stack, cont
     shown = page.evaluate("window.percentsShown")
     assert "100%" in shown, shown
     assert len(shown) > 12, shown  # it rose part by part
+    percents = [int(p.rstrip("%")) for p in shown]
+    assert percents == sorted(percents), shown  # and never fell, whatever order parts reported in
     # One notice for the whole job: one toast, one inbox entry.
     inbox = open_inbox(page)
     expect(inbox.get_by_role("listitem")).to_have_count(1)
@@ -76,10 +78,10 @@ def test_a_bar_whose_worker_is_gone_waits_for_a_worker_then_resumes(stack, conte
         "from notifications import flush, messages, progress_state, sender\n"
         "from notifications.groups import event, user_group\n"
         "at = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()\n"
-        f"progress_state.remember({user_id}, 'orphan-task', 40, 'Working', at)\n"
+        f"seq = progress_state.remember({user_id}, 'orphan-task', 40, 'Working', at)\n"
         f"progress_state.runs_on({user_id}, 'orphan-task', 'gone@nowhere')\n"
         "report = messages.make('progress', task_id='orphan-task', percent=40,"
-        " message='Working', at=at)\n"
+        " message='Working', at=at, seq=seq)\n"
         f"sender.submit([(user_group({user_id}), event(report))])\n"
         "flush()",
     )

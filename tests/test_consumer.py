@@ -87,6 +87,7 @@ async def test_progress_is_relayed(sockets, alice):
         "task_id": "t-9",
         "percent": 42.0,
         "message": "Halfway",
+        "seq": 1,
     }
 
 

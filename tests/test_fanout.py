@@ -151,3 +151,57 @@ async def test_parts_with_a_user_id_of_their_own_still_give_one_bar_and_one_noti
         await assert_one_notice(stack, tab, "fanout_lea", notice)
     # A part is cancelled only with its job: on its own it is no task of hers.
     assert await asyncio.to_thread(post_cancel, lea, f"{job_id}.1") == 404
+
+
+def shown_by_a_tab(bars: list[dict], shown: int = 0) -> list[dict]:
+    """The reports a tab shows, by the widget's rule: one numbered no higher than
+    the last shown (`shown`) is ignored."""
+    kept = []
+    for bar in bars:
+        seq = bar.get("seq", 0)  # 0 or none: unnumbered, always shown
+        if not seq or seq > shown:
+            kept.append(bar)
+            shown = seq or shown
+    return kept
+
+
+async def test_a_fanout_bar_never_falls_on_two_workers_nor_across_a_reconnect(stack):
+    # 24 quick parts on four pool processes of two workers report side by side;
+    # their tallies reach the tab in any order, and the numbers put them back.
+    await asyncio.to_thread(stack.create_users, "fanout_mo")
+    mo = await asyncio.to_thread(Browserless, stack, "fanout_mo")
+    user_id = stack.user_ids["fanout_mo"]
+    code = (
+        "from notifications.celery import start_fanout\n"
+        "from tasks.tasks import export_statement\n"
+        "parts = [export_statement.s(m % 12 + 1, step_seconds=0.05) for m in range(24)]\n"
+        f"result = start_fanout({user_id}, 'Export 24 statements', parts)"
+    )
+    await asyncio.to_thread(stack.start_worker, "worker-b")
+    try:
+        async with Tab(stack, mo) as tab:
+            for run in range(6):
+                job_id = await asyncio.to_thread(start_in_shell, stack, code)
+                ended_away = False
+                if run % 2:  # a reconnect mid-job: the snapshot after hello is numbered too
+                    early = await tab.until(for_task(job_id, "progress"))
+                    await tab.close()
+                    hello = await tab.reconnect()
+                    rest, notice = await job_until_notice(tab, job_id)
+                    bars = [m for m in early if for_task(job_id, "progress")(m)] + rest
+                    ended_away = hello["last_id"] >= notice["id"]  # replayed, not live
+                else:
+                    bars, notice = await job_until_notice(tab, job_id)
+                assert notice["title"] == "Export 24 statements done"
+                shown = shown_by_a_tab(bars)
+                percents = [bar["percent"] for bar in shown]
+                assert percents == sorted(percents), (run, percents)
+                assert all(bar.get("seq", 0) > 0 for bar in bars)
+                # The last tally (every part ended) is sent before the notice, and
+                # shown, unless the job ended while the tab was away.
+                if not ended_away:
+                    assert (shown[-1]["percent"], shown[-1]["message"]) == (100, "24 of 24 done")
+        workers = {"worker", "worker-b"}
+        assert all("export_statement" in stack.log(name) for name in workers)
+    finally:
+        stack.stop_process("worker-b")

@@ -106,3 +106,24 @@ async def test_a_report_after_the_task_ended_neither_keeps_nor_sends_a_bar(
     await sync_to_async(flush)()
     assert await alices.receive_nothing(timeout=0.5)
     assert await sync_to_async(progress_state.running)(alice.pk) == {}
+
+
+async def test_reports_are_numbered_and_an_older_one_is_neither_kept_nor_sent(
+    sockets, alice, redis_client
+):
+    """Two processes' reports can overtake each other: the later number wins."""
+    alices, _, _ = await sockets(alice)
+    assert (await alices.receive_json_from(timeout=5))["type"] == "hello"
+    await sync_to_async(send_progress)(alice.pk, "t-9", 10, "First")
+    await sync_to_async(send_progress)(alice.pk, "t-9", 20, "Second")
+    await sync_to_async(flush)()
+    seen = [await alices.receive_json_from(timeout=5) for _ in range(2)]
+    assert [(m["percent"], m["seq"]) for m in seen] == [(10.0, 1), (20.0, 2)]
+    await sync_to_async(send_progress)(alice.pk, "t-9", 60, "Numbered", 7)
+    await sync_to_async(send_progress)(alice.pk, "t-9", 50, "Overtaken", 5)
+    await sync_to_async(flush)()
+    arrived = await alices.receive_json_from(timeout=5)
+    assert (arrived["percent"], arrived["seq"]) == (60.0, 7)
+    assert await alices.receive_nothing(timeout=0.3)
+    kept = await sync_to_async(progress_state.running)(alice.pk)
+    assert (kept["t-9"]["percent"], kept["t-9"]["seq"]) == (60.0, 7)

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from notifications import progress_state, send_progress
+from notifications import send_progress
 from notifications.clients import app_redis
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class Tally:
     total: int
     failed: int
     reason: str  # the first readable failure ("" when none was readable)
+    seq: int  # this tally's place among the job's tallies
 
     @property
     def complete(self) -> bool:
@@ -73,7 +74,8 @@ def create(job_id: str, user_id: int, title: str, part_ids: list[str]) -> None:
 # KEYS: job, parts, ended. ARGV: part id, percent, outcome ("" while running,
 # "ok" or "failed"), readable reason. Returns nil for a part of no known job
 # (or of a cancelled one), else [best percent, ended, total, failed, reason,
-# user, title].
+# user, title, seq]. `seq` numbers the job's tallies in the order they were
+# made, so the bars they send can be put back in that order (progress_state.py).
 TALLY = """
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return nil end
 if redis.call('HEXISTS', KEYS[1], 'cancelled') == 1 then return nil end
@@ -97,8 +99,9 @@ local best = math.max(sum / total, tonumber(redis.call('HGET', KEYS[1], 'best') 
 redis.call('HSET', KEYS[1], 'best', tostring(best))
 local ended = redis.call('SCARD', KEYS[3])
 if ended >= total then redis.call('HSET', KEYS[1], 'finished', 1) end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local job = redis.call('HMGET', KEYS[1], 'failed', 'reason', 'user', 'title')
-return {tostring(best), ended, total, job[1] or '0', job[2] or '', job[3], job[4]}
+return {tostring(best), ended, total, job[1] or '0', job[2] or '', job[3], job[4], seq}
 """
 
 
@@ -111,19 +114,17 @@ def tally(
     found = app_redis().eval(TALLY, 3, *keys, part_id, percent, outcome, reason, JOB_TTL)
     if found is None:
         return None
-    best, ended, total, failed, reason, user, title = found
-    return Tally(job_id, int(user), title, float(best), ended, total, int(failed), reason)
+    best, ended, total, failed, reason, user, title, seq = found
+    return Tally(job_id, int(user), title, float(best), ended, total, int(failed), reason, seq)
 
 
 def show(progress: Tally) -> None:
-    """Push the job's bar; a report that lands after the job ended is taken back,
-    so a page opened later never shows a bar for a finished job."""
-    send_progress(progress.user_id, progress.job_id, progress.percent, progress.message)
-    if progress.complete:
-        return
-    finished, total = app_redis().hmget(key(progress.job_id), "finished", "total")
-    if finished or total is None:  # ended (or its tally is gone) while this was sent
-        progress_state.forget(progress.user_id, progress.job_id)
+    """Push the job's bar, numbered by its tally: of two parts' tallies sent from
+    two processes, the later one wins whichever arrives first, and one that
+    comes after the job's end is refused (progress_state.remember)."""
+    send_progress(
+        progress.user_id, progress.job_id, progress.percent, progress.message, progress.seq
+    )
 
 
 def report_part(job_id: str, part_id: str, percent: float) -> None:

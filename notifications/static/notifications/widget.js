@@ -44,6 +44,7 @@
   const progressRows = new Map(); // task id -> its progress bar
   const taskTitles = new Map(); // task id -> a name for its bar (see track())
   const finishedTasks = new Set(); // task ids whose final notice came
+  const shownSeqs = new Map(); // task id -> the `seq` of the report its bar shows
   let unread = 0;
   // The newest id that the server's last unread count already includes; only
   // a notification newer than that adds one to the badge.
@@ -518,6 +519,11 @@
   function showProgress(message) {
     // A late update after the final notice would bring back a finished bar.
     if (finishedTasks.has(message.task_id)) return;
+    // Reports sent from several processes can overtake each other on the way
+    // (and a reconnect's snapshot can trail a live one): an older one than the
+    // bar shows is ignored, so the bar never goes back. 0 means unnumbered.
+    if (message.seq && message.seq <= (shownSeqs.get(message.task_id) || 0)) return;
+    if (message.seq) shownSeqs.set(message.task_id, message.seq);
     const row = progressRow(message.task_id);
     row.querySelector("progress").value = message.percent;
     row.querySelector(".nw-progress-percent").textContent = Math.round(message.percent) + "%";
@@ -578,6 +584,7 @@
 
   function finishTask(taskId) {
     finishedTasks.add(taskId);
+    shownSeqs.delete(taskId);
     const row = progressRows.get(taskId);
     if (row) row.remove(); // the final toast takes its place
     progressRows.delete(taskId);
