@@ -277,6 +277,10 @@ NOTIFICATIONS_PRUNE_EVERY = envint("NOTIFICATIONS_PRUNE_EVERY", 6 * 3600)
 NOTIFICATIONS_SEND_TIMEOUT = float(os.getenv("NOTIFICATIONS_SEND_TIMEOUT", "5"))
 # Seconds a running task's latest progress is kept after its last report.
 NOTIFICATIONS_PROGRESS_TTL = envint("NOTIFICATIONS_PROGRESS_TTL", 3600)
+# Demo tasks one user may start (POST /tasks/start/): a burst of this many, then
+# one per 1/rate seconds, over every process; past it the answer is 429.
+TASKS_START_BURST = envint("TASKS_START_BURST", 20)
+TASKS_START_RATE = float(os.getenv("TASKS_START_RATE", "0.5"))
 # Seconds a Celery worker counts as alive after its last heartbeat.
 NOTIFICATIONS_WORKER_TIMEOUT = envint("NOTIFICATIONS_WORKER_TIMEOUT", 30)
 # How many missed notifications a reconnecting socket replays; the rest stay in the inbox.

@@ -19,6 +19,7 @@ import time
 
 from redis.exceptions import NoScriptError
 
+from notifications.clients import app_redis
 from notifications.conf import app_settings
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,13 @@ async def take_frame(layer, user_id: int) -> bool:
     key = frames_key(user_id)
     rate, burst = app_settings.WS_RATE, app_settings.WS_BURST
     return bool(await _script(_connection(layer, key), TAKE, [key], [rate, burst, time.time()]))
+
+
+def take(key: str, rate: float, burst: int) -> bool:
+    """One token of the bucket at `key` in the app's Redis, for sync callers (a
+    view's per-user budget): False when it is empty. Raises RedisError."""
+    script = app_redis().register_script(TAKE)
+    return bool(script(keys=[key], args=[rate, burst, time.time()]))
 
 
 # Each user's sockets in this process, for a layer with no Redis to count them in.

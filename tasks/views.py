@@ -1,8 +1,10 @@
 """The demo page and the endpoint that starts a task on behalf of the signed-in user."""
 
 import json
+import math
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -10,7 +12,7 @@ from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from notifications import limits
+from notifications import limits, quota
 from notifications.views import api_login_required, error
 from tasks import tasks
 
@@ -82,18 +84,31 @@ def start_named(name: str, user_id: int) -> str:
     return task_id
 
 
+def starts_key(user_id: int) -> str:
+    return f"tasks:starts:{int(user_id)}"
+
+
 @api_login_required
 @require_POST
 def start(request: HttpRequest) -> JsonResponse:
     """Start a demo task for the caller; answers {"task_id": ...} (CSRF applies).
 
-    The body is `{"task": name}` as JSON, or a form with a `task` field.
+    The body is `{"task": name}` as JSON, or a form with a `task` field. Each
+    user has a budget of TASKS_START_BURST starts, refilled at TASKS_START_RATE
+    a second, over every process (a token bucket in the app's Redis): past it
+    the answer is 429 with Retry-After, and nothing is enqueued.
     """
     try:
         name = task_named(fields_of(request))
     except BadRequest as exc:
         return error(str(exc), exc.status)
+    rate = settings.TASKS_START_RATE
     try:
+        allowed = quota.take(starts_key(request.user.pk), rate, settings.TASKS_START_BURST)
+        if not allowed:
+            response = error("too many tasks started; try again shortly", 429)
+            response["Retry-After"] = str(math.ceil(1 / rate))
+            return response
         task_id = start_named(name, request.user.pk)
     except (OperationalError, RedisError):  # the queue, or where a job's tally is kept
         return error("the task queue is unavailable; try again shortly", 503)

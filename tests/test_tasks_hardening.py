@@ -7,6 +7,10 @@ the broker's queue shows whether a task was enqueued.
 import asyncio
 import json
 import logging
+import math
+import time
+import urllib.error
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +23,7 @@ from notifications.celery import signals
 from notifications.celery.reporting import UserError, user_of
 from notifications.limits import BODY_MAX, TITLE_MAX
 from notifications.models import Notification
-from tests.stack import Browserless
+from tests.stack import Browserless, wait_for
 from tests.tab import Tab
 
 QUEUE = "celery"  # Celery's default queue: a Redis list of that name
@@ -105,6 +109,93 @@ def test_another_content_type_is_415_and_starts_nothing(
     )
     assert response.status_code == 415
     assert "application/json" in response.json()["error"]
+    assert queued(redis_client) == []
+
+
+# --- A per-user budget of task starts ----------------------------------------
+
+
+@pytest.fixture
+def budget_of_three(settings):
+    settings.TASKS_START_BURST = 3
+    settings.TASKS_START_RATE = 0.5
+
+
+def test_starts_past_the_budget_are_429_and_enqueue_nothing(
+    client_of_alice, bob, redis_client, budget_of_three
+):
+    answers = [post_json(client_of_alice, '{"task": "quick"}') for _ in range(5)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 429, 429]
+    assert answers[3].json() == {"error": "too many tasks started; try again shortly"}
+    assert answers[3]["Retry-After"] == "2"
+    assert len(queued(redis_client)) == 3
+    # Another person's budget is their own.
+    client_of_bob = Client()
+    client_of_bob.force_login(bob)
+    assert post_json(client_of_bob, '{"task": "quick"}').status_code == 202
+    assert len(queued(redis_client)) == 4
+
+
+def test_the_budget_refills_with_time(client_of_alice, alice, redis_client, budget_of_three):
+    for _ in range(3):
+        assert post_json(client_of_alice, '{"task": "quick"}').status_code == 202
+    assert post_json(client_of_alice, '{"task": "quick"}').status_code == 429
+    # Two seconds pass (0.5 a second): set the bucket's clock back instead of waiting.
+    from tasks.views import starts_key
+
+    bucket = starts_key(alice.pk)
+    redis_client.hset(bucket, "stamp", float(redis_client.hget(bucket, "stamp")) - 2)
+    assert post_json(client_of_alice, '{"task": "quick"}').status_code == 202
+    assert post_json(client_of_alice, '{"task": "quick"}').status_code == 429
+
+
+def test_the_budget_holds_for_concurrent_starts_on_a_real_server(stack):
+    """40 starts at once against Daphne: the default burst of 20 (plus what
+    refilled meanwhile) start, each ends in its one notice, the rest are 429."""
+    stack.create_users("starter_sam")
+    sam = Browserless(stack, "starter_sam")
+
+    def start_one(_) -> int:
+        try:
+            with sam.post("/tasks/start/", {"task": "quick"}) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(start_one, range(40)))
+    refilled = math.ceil((time.monotonic() - began) * 0.5)
+    started = codes.count(202)
+    assert set(codes) == {202, 429}, codes
+    assert 20 <= started <= 20 + refilled, codes
+    notices = wait_for(
+        lambda: len(stack.notifications("starter_sam")) >= started or None,
+        60,
+        "a notice per started task",
+        interval=0.5,
+    )
+    assert notices and len(stack.notifications("starter_sam")) == started
+
+
+def test_a_bad_body_costs_no_budget(client_of_alice, redis_client, budget_of_three):
+    for _ in range(5):
+        assert post_json(client_of_alice, '{"task": "nope"}').status_code == 400
+    assert post_json(client_of_alice, '{"task": "quick"}').status_code == 202
+
+
+def test_an_unreachable_app_redis_is_503_and_starts_nothing(
+    client_of_alice, redis_client, redis_server
+):
+    from config.redis_server import free_port
+    from tests.conftest import use_redis
+
+    use_redis(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        response = post_json(client_of_alice, '{"task": "quick"}')
+    finally:
+        use_redis(redis_server.url)
+    assert response.status_code == 503
     assert queued(redis_client) == []
 
 
