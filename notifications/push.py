@@ -29,7 +29,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, transaction
 from redis.exceptions import RedisError
 
-from notifications import limits, preferences, presence
+from notifications import limits, preferences, presence, validation
 from notifications.conf import app_settings
 from notifications.models import Notification, PushDelivery, PushSubscription
 
@@ -401,7 +401,8 @@ def payload(notification: Notification) -> str:
         "id": notification.pk,
         "title": notification.title,
         "body": notification.body,
-        "url": notification.url,
+        # A row saved before the link rule, or by hand, still opens no bad link.
+        "url": notification.url if validation.link(notification.url) else "",
         "level": notification.level,
     }
     if app_settings.PUSH_ICON:

@@ -14,7 +14,9 @@ from redis.exceptions import RedisError
 from notifications import presence, push
 from notifications.views import api_login_required, error
 
-SERVICE_WORKER = Path(__file__).parent / "static" / "notifications" / "push-sw.js"
+STATIC = Path(__file__).parent / "static" / "notifications"
+SERVICE_WORKER = STATIC / "push-sw.js"
+LINKS = STATIC / "links.js"  # the link rule, which the worker applies to a click
 BODY_MAX_BYTES = 4_096  # a subscription is well under 1 KB
 
 
@@ -63,8 +65,10 @@ def subscription(request: HttpRequest, subscription_id: int) -> JsonResponse:
 @require_GET
 def service_worker(request: HttpRequest) -> HttpResponse:
     """The push service worker, served from the app's URLs but allowed to control
-    the whole site (`Service-Worker-Allowed: /`), so a project adds no route."""
-    response = HttpResponse(SERVICE_WORKER.read_bytes(), content_type="text/javascript")
+    the whole site (`Service-Worker-Allowed: /`), so a project adds no route.
+    links.js goes in front of it: the worker follows the page's link rule."""
+    body = LINKS.read_bytes() + b"\n" + SERVICE_WORKER.read_bytes()
+    response = HttpResponse(body, content_type="text/javascript")
     response["Service-Worker-Allowed"] = "/"
     response["Cache-Control"] = "no-cache"  # a new version is picked up at once
     return response

@@ -57,13 +57,22 @@ def fields(
         "title": text("title", title, limits.TITLE_MAX),
         "body": text("body", body, limits.BODY_MAX),
         "level": level,
-        "url": text("url", url, limits.URL_MAX),
+        "url": _url(url),
         "data": _data(data),
         "task_id": "" if task_id is None else text("task_id", str(task_id), limits.TASK_ID_MAX),
         "kind": _kind(kind),
         "collapse_key": text("collapse_key", collapse_key, limits.COLLAPSE_KEY_MAX),
         "actions": _actions(actions),
     }
+
+
+def _url(url: Any) -> str:
+    """The notification's link: empty, or one that link() allows; anything else
+    is refused, as an action's url is, so no client ever has to guess."""
+    url = text("url", url, limits.URL_MAX)
+    if url and not link(url):
+        raise ValueError(f"url {limits.shown(url)} must be http(s):// or a path on this site")
+    return url
 
 
 def _kind(kind: Any) -> str:
@@ -100,12 +109,25 @@ def _actions(actions: Any) -> list[dict[str, str]]:
 
 
 def link(url: str) -> bool:
-    """Whether `url` may become a link: absolute http(s), or a path on this site."""
-    if any(c.isspace() or ord(c) < 32 for c in url) or "\\" in url:
+    """Whether `url` may become a link: absolute http(s) with a host, or a path
+    on this site. Never `//host` (another site that reads as a path), a scheme
+    without `//` (`https:host`), `javascript:` or `data:`, nor anything holding
+    whitespace, control characters or a backslash (browsers read it as `/`).
+    The one rule for every link: notify(), the digest, push payloads, and in
+    the browser links.js (the widget, toasts, desktop alerts, the service worker)."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url) or "\\" in url:
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises for a port no browser would take
+    except ValueError:  # "https://[::1", "https://host:99999"
+        return False
     if parts.scheme:
-        return parts.scheme in ("http", "https") and bool(parts.netloc)
+        return (
+            parts.scheme in ("http", "https")
+            and url[len(parts.scheme) :].startswith("://")
+            and bool(parts.hostname)
+        )
     return url.startswith("/") and not url.startswith("//")
 
 

@@ -28,7 +28,7 @@ from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
 from redis.exceptions import RedisError
 
-from notifications import flush, notify, progress_state
+from notifications import flush, notify, progress_state, validation
 from notifications.celery import fanout_state
 from notifications.celery.owners import was_cancelled
 from notifications.celery.reporting import UserError, as_user_id, task_title, user_argument
@@ -65,7 +65,8 @@ def outcome_fields(task: Any, task_id: str, state: str, retval: Any) -> dict:
 
     A title, message or url can be any length, and the notice must still be
     saved: the title keeps its " finished"/" failed", the body is shortened,
-    and a url that does not fit is left out (a cut one would lead nowhere).
+    and a url that does not fit, or that the link rule refuses
+    (validation.link), is left out: the notice is kept without its link.
     """
     if state == states.SUCCESS:
         body, url = success_details(retval)
@@ -76,7 +77,7 @@ def outcome_fields(task: Any, task_id: str, state: str, retval: Any) -> dict:
     return {
         "title": shorten(str(task_title(task)), TITLE_MAX - len(suffix)) + suffix,
         "body": shorten(body, BODY_MAX),
-        "url": url if len(url) <= URL_MAX else "",
+        "url": url if len(url) <= URL_MAX and validation.link(url) else "",
         "level": level,
     }
 

@@ -9,9 +9,10 @@ The widget (bell, inbox, connection state, toasts and progress bars) renders
 only for a signed-in user, so a shared base template can include it on the
 login page too. It tells the scripts every URL through data attributes.
 {% notifications_script %} loads transport.js (the socket), tabs.js (which tab
-shows a toast), widget.js (the drawing), preferences.js (the inbox's
-preferences panel), then push.js ("Notify me on this device", when the server
-has VAPID keys); a page may also use transport.js alone (see its header).
+shows a toast), links.js (which urls become links), widget.js (the drawing),
+preferences.js (the inbox's preferences panel), then push.js ("Notify me on
+this device", when the server has VAPID keys); a page may also use
+transport.js alone (see its header).
 """
 
 from django import template
@@ -82,7 +83,7 @@ def notifications_styles() -> SafeString:
 
 
 # In the order they must run.
-SCRIPTS = ("transport.js", "tabs.js", "widget.js", "preferences.js", "push.js")
+SCRIPTS = ("transport.js", "tabs.js", "links.js", "widget.js", "preferences.js", "push.js")
 
 
 @register.simple_tag

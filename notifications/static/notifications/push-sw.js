@@ -2,7 +2,8 @@
 //
 // Served by notifications.push_views.service_worker under the app's URLs with
 // "Service-Worker-Allowed: /", and registered by push.js with scope "/", so
-// it can focus any tab of the site. It keeps no state and no cache.
+// it can focus any tab of the site. It keeps no state and no cache. The view
+// puts links.js in front of this file, so a click follows the page's link rule.
 "use strict";
 
 self.addEventListener("push", (event) => {
@@ -17,7 +18,7 @@ self.addEventListener("push", (event) => {
   }
   const options = {
     body: message.body || "",
-    data: { url: message.url || "/", id: message.id },
+    data: { url: message.url || "", id: message.id },
     // One system notification per notification id, even if shown twice.
     tag: message.id ? "notification-" + message.id : undefined,
   };
@@ -35,7 +36,10 @@ self.addEventListener("notificationclick", (event) => event.waitUntil(clicked(ev
 async function clicked(notification) {
   notification.close();
   const data = notification.data || {};
-  const target = new URL(data.url || "/", self.location.origin);
+  // A url the link rule refuses (links.js) opens the site instead: never
+  // javascript:, data: or a look-alike of another site.
+  const href = self.notificationLink(data.url, self.location.origin);
+  const target = new URL(href || "/", self.location.origin);
   if (target.origin === self.location.origin) {
     const tabs = await self.clients.matchAll({ type: "window" }); // the tabs this worker controls
     if (tabs.length) {

@@ -1,7 +1,7 @@
 // The notification widget for a signed-in user: an inbox behind a bell,
 // toasts, task progress bars and the connection's state, drawn from the
-// messages of transport.js and told by tabs.js which tab pops up what (both
-// must load first). No dependencies, no build step.
+// messages of transport.js, told by tabs.js which tab pops up what, and
+// making links by links.js's rule (all three must load first). No dependencies, no build step.
 //
 // The page says where everything is through data attributes on the widget
 // that {% notifications_widget %} renders, so this file holds no URLs.
@@ -378,18 +378,7 @@
   }
 
   function linkable(url) {
-    // The server's own rule (validation.link): absolute http(s), or a path
-    // on this site; nothing with spaces, control characters or backslashes.
-    if (typeof url !== "string" || /[\s\\\x00-\x1f]/.test(url)) return null;
-    if (/^https?:\/\/[^/]/i.test(url)) {
-      try {
-        return new URL(url).href;
-      } catch (error) {
-        return null;
-      }
-    }
-    if (url.startsWith("/") && !url.startsWith("//")) return new URL(url, location.origin).href;
-    return null;
+    return self.notificationLink(url, location.origin); // links.js: the server's rule
   }
 
   // --- Desktop alerts -------------------------------------------------------
@@ -628,20 +617,8 @@
     return node;
   }
 
-  function safeHref(url) {
-    // Links only to http(s), absolute or relative to this page; never
-    // javascript:, data: or anything else a URL can smuggle in.
-    if (!url) return null;
-    try {
-      const parsed = new URL(url, location.href);
-      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
-    } catch (error) {
-      return null;
-    }
-  }
-
   function titleOf(notification, className) {
-    const href = safeHref(notification.url);
+    const href = linkable(notification.url);
     if (!href) return element("strong", className, notification.title);
     const link = element("a", className, notification.title);
     link.href = href;
