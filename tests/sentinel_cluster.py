@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from config.redis_server import RedisServer, answers, free_port
+from config.redis_server import RedisServer, answers, binary, free_port
 from tests.stack import wait_for
 
 MASTER = "mymaster"
@@ -28,7 +28,7 @@ sentinel parallel-syncs {master} 1
 
 
 class SentinelProcess:
-    """One redis-sentinel on a free port; it rewrites its own config file, so each has one."""
+    """One sentinel on a free port; it rewrites its own config file, so each has one."""
 
     def __init__(self, workdir: Path, primary_port: int) -> None:
         self.port = free_port()
@@ -49,7 +49,11 @@ class SentinelProcess:
                 failover_timeout=FAILOVER_TIMEOUT_MS,
             )
         )
-        self.process = subprocess.Popen(["redis-sentinel", str(config)], stdout=subprocess.DEVNULL)
+        # redis-server in sentinel mode: the same program Debian's redis-sentinel
+        # package starts, so the tests need no package beyond redis-server.
+        self.process = subprocess.Popen(
+            [binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL
+        )
         wait_for(lambda: answers("127.0.0.1", self.port), 10, f"sentinel on {self.port}")
         return self
 
