@@ -281,6 +281,8 @@ NOTIFICATIONS_PROGRESS_TTL = envint("NOTIFICATIONS_PROGRESS_TTL", 3600)
 # one per 1/rate seconds, over every process; past it the answer is 429.
 TASKS_START_BURST = envint("TASKS_START_BURST", 20)
 TASKS_START_RATE = float(os.getenv("TASKS_START_RATE", "0.5"))
+if not TASKS_START_RATE > 0:  # a bucket that never refills (or NaN) is a typo, not a policy
+    raise ImproperlyConfigured(f"TASKS_START_RATE must be above 0, not {TASKS_START_RATE}")
 # Seconds a Celery worker counts as alive after its last heartbeat.
 NOTIFICATIONS_WORKER_TIMEOUT = envint("NOTIFICATIONS_WORKER_TIMEOUT", 30)
 # How many missed notifications a reconnecting socket replays; the rest stay in the inbox.

@@ -5,21 +5,14 @@ site, never such a url."""
 
 import json
 
-import pytest
-
 from tests import test_browser
 from tests.stack import Stack, wait_for
-from tests.test_browser import CHROMIUM, expect, inbox_item, open_inbox, sign_in, toast
+from tests.test_browser import expect, inbox_item, open_inbox, sign_in, toast
 from tests.test_links import RULE
 
-browser = test_browser.browser
-context = test_browser.context
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"BROWSER TESTS NOT RUN: no {CHROMIUM}"),
-]
+# The Chromium, per-test contexts and marks of test_browser.py.
+browser, context = test_browser.browser, test_browser.context
+pytestmark = test_browser.pytestmark
 
 HOSTILE = ["//evil.example/x", "https:evil.example/x", "javascript:alert(1)", "/\\evil.example"]
 

@@ -149,6 +149,7 @@ def test_the_budget_refills_with_time(client_of_alice, alice, redis_client, budg
     assert post_json(client_of_alice, '{"task": "quick"}').status_code == 429
 
 
+@pytest.mark.e2e
 def test_the_budget_holds_for_concurrent_starts_on_a_real_server(stack):
     """40 starts at once against Daphne: the default burst of 20 (plus what
     refilled meanwhile) start, each ends in its one notice, the rest are 429."""
