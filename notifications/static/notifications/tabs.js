@@ -13,7 +13,10 @@
 // claims, so exactly one shows it. A tab that receives the notification more
 // than half a settle window after the first claim it heard stays out: the
 // others may be deciding without it. A tab that knows no other tab decides at
-// once. Without BroadcastChannel every tab shows every notification.
+// once, unless it opened less than a settle window ago: the others' answers to
+// its "hello" may still be on the way, and a tab that took itself for alone
+// would show what an older tab also shows. Without BroadcastChannel every tab
+// shows every notification.
 (function () {
   "use strict";
 
@@ -44,6 +47,7 @@
     }
     // The oldest tab wins a tie; the random part separates two opened at once.
     const self = performance.timeOrigin + Math.random();
+    const opened = Date.now();
     const channel = new BroadcastChannel(name);
     const peers = new Map(); // tab id -> when last heard
     const claims = new Map(); // notification id -> { heard, best }
@@ -92,7 +96,7 @@
         const mine = { tab: self, rank: rank() };
         post("claim", { id, rank: mine.rank });
         const known = note(id, mine);
-        if (alone()) {
+        if (alone() && Date.now() - opened >= SETTLE_MS) {
           if (known.best === mine) show(mine.rank);
           return;
         }
