@@ -1,10 +1,10 @@
-# The two commands of the README: `make run` and `make test`.
+# The README's commands: `make run`, `make test` (fast tier), `make test-all`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format screenshot bench bench-smoke
+.PHONY: run test test-all flake-check lint format screenshot bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,30 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 run: $(STAMP)
 	$(BIN)/python -m config.run
 
+# Two pytest processes (pytest-xdist); a module's tests stay together, so a
+# stack a module starts is started once. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+
+# The fast tier, after each change: real Redis, Daphne, Celery and Chromium on
+# the core path; the tests marked slow, bench or package wait for test-all.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not bench and not package" $(PYTEST_ARGS)
+
+# Everything: what .ci/run runs on SQLite and on PostgreSQL.
+test-all: $(STAMP)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# Rerun the process and browser tests FLAKE_RUNS times in a row; stops at the
+# first failure. Run it with load beside it (README, "Tests").
+FLAKE_RUNS ?= 10
+FLAKE_TESTS ?= tests/test_browser.py tests/test_browser_tabs.py tests/test_browser_jobs.py \
+	tests/test_fanout.py tests/test_delivery.py tests/test_faults.py tests/test_e2e.py
+flake-check: $(STAMP)
+	@for run in $$(seq $(FLAKE_RUNS)); do \
+		echo "flake-check: run $$run of $(FLAKE_RUNS)"; \
+		$(PYTEST) -q -p no:cacheprovider $(FLAKE_TESTS) $(PYTEST_ARGS) || exit 1; \
+	done; echo "flake-check: $(FLAKE_RUNS) of $(FLAKE_RUNS) passed"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -74,6 +74,7 @@ class Stack:
         self.database: PostgresDatabase | None = None
         self.ports: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.celery_workers: set[str] = set()
         self.user_ids: dict[str, int] = {}
         self.env = dict(os.environ)
         self.extra_env = env or {}
@@ -227,6 +228,7 @@ class Stack:
             connection.close()
 
     def start_worker(self, name: str = "worker") -> None:
+        self.celery_workers.add(name)
         self._spawn(
             name,
             [
@@ -269,8 +271,12 @@ class Stack:
                 process.wait()
 
     def stop(self) -> None:
+        # Workers get a cold shutdown (SIGQUIT): a warm one would wait for
+        # whatever long task a test left running, and the stack is thrown away.
         for name in list(self.processes):
-            self.stop_process(name)
+            self.stop_process(
+                name, signal.SIGQUIT if name in self.celery_workers else signal.SIGTERM
+            )
         for server in self.redis_servers:
             server.stop()
         if self.database:
@@ -298,7 +304,8 @@ def running(workdir: Path, name: str, **options: Any) -> Iterator[Stack]:
 
 
 def keep_logs(workdir: Path, name: str) -> None:
-    target = ARTIFACTS / name
+    # Under pytest-xdist each worker process has stacks of the same names.
+    target = ARTIFACTS / "-".join(filter(None, [os.environ.get("PYTEST_XDIST_WORKER"), name]))
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(workdir, target, ignore=shutil.ignore_patterns("*.sqlite3*", "dump.rdb"))
 

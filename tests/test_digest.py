@@ -315,6 +315,7 @@ def test_beat_schedules_the_digest_task_once_the_site_url_is_set(mail, django_us
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_celery_beat_has_a_real_worker_send_each_digest_once(tmp_path_factory, smtp):
     smtp.clear()
     env = {

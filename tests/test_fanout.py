@@ -11,7 +11,7 @@ from tests.tab import Tab
 from tests.test_cancel import for_task, post_cancel, quiet_period
 from tests.test_progress_resume import progress_until_barrier
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TITLE = "Export 12 monthly statements"
 

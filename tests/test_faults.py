@@ -17,7 +17,7 @@ from celery import Celery
 from tests.stack import Browserless, Stack, running, wait_for
 from tests.tab import Tab
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Short enough that a dead worker's task comes back within the test (a live
 # worker's heartbeat keeps the report, about 5 s, from coming back twice).

@@ -27,6 +27,7 @@ from tests.stack import BASE_DIR, Browserless, running
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     # Decided before any fixture starts a stack that no nginx would front.
     pytest.mark.skipif(
         not NGINX.exists(),

@@ -32,6 +32,7 @@ context = test_browser.context
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"BROWSER TESTS NOT RUN: no {CHROMIUM}"),
 ]

@@ -13,7 +13,7 @@ from tests.push_service import PushService, call, notify, push_tasks_done, regis
 from tests.stack import BASE_DIR, wait_for
 from tests.tab import Tab
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture

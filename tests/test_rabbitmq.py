@@ -44,6 +44,7 @@ def test_the_redis_only_options_are_left_out_for_rabbitmq(monkeypatch):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_the_private_server_lets_long_tasks_run(rabbitmq_server):
     """The node runs with our config: loopback only, and the consumer timeout raised."""
     assert rabbitmq_server.ctl("eval", "application:get_env(rabbit, consumer_timeout).") == (
@@ -66,6 +67,7 @@ def on_rabbitmq(rabbitmq_server, tmp_path_factory):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 async def test_a_task_started_from_the_page_notifies_once(on_rabbitmq):
     stack = on_rabbitmq
     for worker in ("worker", "worker2"):  # not quietly on the stack's Redis

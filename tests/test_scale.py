@@ -16,7 +16,7 @@ from notifications.groups import user_group
 from tests.stack import Browserless, Stack, running, wait_for
 from tests.tab import Tab
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAPHNES = ("daphne", "daphne2")
 

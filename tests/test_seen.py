@@ -56,6 +56,7 @@ async def test_seen_marks_only_the_sockets_own_notifications(stack):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "ids",
     [None, [], "all", [1.5], [True], ["1"], {"1": 1}, list(range(1, 1002))],

@@ -13,7 +13,7 @@ from notifications.consumers import CLOSE_UNAUTHENTICATED, CLOSE_UNAVAILABLE
 from tests.stack import Browserless, Stack, running
 from tests.tab import Tab
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # How soon a socket must close once its access ended.
 CLOSED_WITHIN = 5
