@@ -106,9 +106,9 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.getenv("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        # Every WebSocket handshake reads the session and the user: reusing
-        # connections instead of opening one per request is measurably faster
-        # (bench/README.md), and the health check drops one that went stale.
+        # Workers and commands reuse their connection (the health check drops
+        # one that went stale); config/asgi.py makes the default 0 for ASGI
+        # servers, where a persistent connection would outlive its request.
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )

@@ -2,7 +2,9 @@
 HTTP, holds a WebSocket to Daphne, and a Celery worker's tasks reach it."""
 
 import asyncio
+import json
 
+import psycopg
 import pytest
 import websockets
 
@@ -131,3 +133,24 @@ async def test_plain_daphne_gets_the_frame_limit_and_the_fixes_too(stack):
             assert (await steady.next())["title"] == "Plain"
     finally:
         await asyncio.to_thread(stack.stop_process, "plain")
+
+
+async def test_sockets_that_come_and_go_leave_no_database_connections_behind(stack):
+    if stack.database is None:
+        pytest.skip("counts PostgreSQL connections; this run is on SQLite")
+
+    def connections() -> int:
+        with psycopg.connect(stack.database.admin_url, autocommit=True) as admin:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            return admin.execute(query, [stack.database.name]).fetchone()[0]
+
+    for _ in range(20):  # each sign-in is two HTTP requests, each handshake reads the session
+        erin = await asyncio.to_thread(Browserless, stack, "erin")
+        async with Tab(stack, erin) as tab:
+            # Frames whose handlers use the database, answered in order.
+            for frame in ({"type": "seen", "ids": [1]}, {"type": "read", "ids": [1]}):
+                await tab.ws.send(json.dumps(frame))
+            await tab.ws.send(json.dumps({"type": "settle"}))
+            await tab.expect(lambda m: m["type"] == "error")
+    # The worker and Daphne may each hold a few; one per request would be 60.
+    assert await asyncio.to_thread(connections) < 12
