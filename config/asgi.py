@@ -6,8 +6,8 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Under ASGI, Django keeps a database connection per async context, so with
-# persistent connections every WebSocket would leave one open behind it until
-# the database refuses clients; Django's advice is to disable them there.
+# persistent connections every HTTP request would leave one open behind it
+# until the database refuses clients; Django's advice is to disable them there.
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 # Build the Django app first: it sets up the app registry that routing imports need.
 django_application = get_asgi_application()

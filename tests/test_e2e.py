@@ -2,7 +2,6 @@
 HTTP, holds a WebSocket to Daphne, and a Celery worker's tasks reach it."""
 
 import asyncio
-import json
 
 import psycopg
 import pytest
@@ -10,6 +9,7 @@ import websockets
 
 from tests.stack import Browserless
 from tests.tab import Tab
+from tests.test_seen import send_and_settle
 
 pytestmark = pytest.mark.e2e
 
@@ -135,7 +135,7 @@ async def test_plain_daphne_gets_the_frame_limit_and_the_fixes_too(stack):
         await asyncio.to_thread(stack.stop_process, "plain")
 
 
-async def test_sockets_that_come_and_go_leave_no_database_connections_behind(stack):
+async def test_requests_and_sockets_leave_no_database_connections_behind(stack):
     if stack.database is None:
         pytest.skip("counts PostgreSQL connections; this run is on SQLite")
 
@@ -147,10 +147,8 @@ async def test_sockets_that_come_and_go_leave_no_database_connections_behind(sta
     for _ in range(20):  # each sign-in is two HTTP requests, each handshake reads the session
         erin = await asyncio.to_thread(Browserless, stack, "erin")
         async with Tab(stack, erin) as tab:
-            # Frames whose handlers use the database, answered in order.
+            # Frames whose handlers use the database.
             for frame in ({"type": "seen", "ids": [1]}, {"type": "read", "ids": [1]}):
-                await tab.ws.send(json.dumps(frame))
-            await tab.ws.send(json.dumps({"type": "settle"}))
-            await tab.expect(lambda m: m["type"] == "error")
+                await send_and_settle(tab, frame)
     # The worker and Daphne may each hold a few; one per request would be 60.
     assert await asyncio.to_thread(connections) < 12
