@@ -16,6 +16,24 @@ from tests.stack import running
 settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with the connections other threads of this
+    process still hold (an ORM call in a worker thread opens one that only that
+    thread could close) ended before it is dropped: otherwise PostgreSQL refuses
+    the drop and the database stays on the server."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 def use_redis(url: str) -> None:
     """Point this process's channel layer and Celery app at `url`."""
     from worker import app
