@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all flake-check lint format screenshot bench bench-smoke
+.PHONY: run test test-all flake-check matrix lint format screenshot bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ flake-check: $(STAMP)
 		echo "flake-check: run $$run of $(FLAKE_RUNS)"; \
 		$(PYTEST) -q -p no:cacheprovider $(FLAKE_TESTS) $(PYTEST_ARGS) || exit 1; \
 	done; echo "flake-check: $(FLAKE_RUNS) of $(FLAKE_RUNS) passed"
+
+# The version matrix (noxfile.py; README, "Supported versions"). The other
+# Pythons come from PATH or pyenv's versions; SESSIONS picks some (nox -s).
+PYENV_PYTHONS := $(wildcard $(HOME)/.pyenv/versions/3.1[123]*/bin)
+empty :=
+MATRIX_PATH := $(subst $(empty) $(empty),:,$(strip $(PYENV_PYTHONS) $(PATH)))
+SESSIONS ?=
+matrix: $(STAMP)
+	PATH="$(MATRIX_PATH)" $(BIN)/nox $(if $(SESSIONS),-s $(SESSIONS)) $(NOX_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

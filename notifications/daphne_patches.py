@@ -3,9 +3,10 @@
 Installed by `notifications.asgi.websocket_application()`, which runs when
 Daphne imports the project's ASGI application and before it starts serving,
 so plain `daphne project.asgi:application` gets all of it. These reach into
-Daphne's internals, so they are written against one Daphne release line and
-refuse to load on another: check them against the new release, then move
-TESTED_DAPHNE.
+Daphne's internals, so `install()` checks what each one hooks into first
+(notifications/probes.py): a change whose hooks a release lacks is left out
+with a WARNING, the shutdown fix with an INFO line where Daphne no longer
+shows the bug, and no import ever fails. Checked against Daphne 4.2.
 
 - Frame limit: Daphne accepts client messages of up to 1 MiB; a notification
   client never sends more than a few hundred bytes. The protocol layer
@@ -30,32 +31,55 @@ TESTED_DAPHNE.
 """
 
 import asyncio
+import inspect
 import logging
+import types
 
-import daphne
 import daphne.server
+from autobahn.twisted.websocket import WebSocketServerFactory
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import defer
 
-from notifications import metrics
+from notifications import metrics, probes
 from notifications.conf import app_settings
 
 log = logging.getLogger(__name__)
 
-TESTED_DAPHNE = "4.2."
+LIBRARY = "Daphne"
+FRAME_OPTIONS = ("maxMessagePayloadSize", "maxFramePayloadSize", "failByDrop")
 
 
 def install() -> None:
-    if not daphne.__version__.startswith(TESTED_DAPHNE):
-        raise RuntimeError(
-            f"notifications.daphne_patches was written for Daphne {TESTED_DAPHNE}x and "
-            f"Daphne {daphne.__version__} is installed: check the patches against it, "
-            "then update TESTED_DAPHNE"
-        )
-    # Daphne's Server.run() builds its factory from this module-level name.
-    daphne.server.WebSocketFactory = NotificationsWebSocketFactory
-    Server.kill_all_applications = kill_all_applications
+    """Apply each change this Daphne needs and can take; safe to call again."""
+    if getattr(daphne.server, "WebSocketFactory", None) is not NotificationsWebSocketFactory:
+        if lacking := socket_hooks_missing():
+            probes.skipped(LIBRARY, "the frame limit and the slow-reader bound", lacking)
+        else:
+            # Daphne's Server.run() builds its factory from this module-level name.
+            daphne.server.WebSocketFactory = NotificationsWebSocketFactory
+    if Server.kill_all_applications is not kill_all_applications:
+        if shutdown_skips_upgraded_sockets():
+            probes.not_needed(LIBRARY, "cancels every socket at shutdown")
+        else:
+            Server.kill_all_applications = kill_all_applications
+
+
+def socket_hooks_missing() -> list[str]:
+    """What the protocol and factory below build on that this Daphne lacks."""
+    options = inspect.signature(WebSocketServerFactory.setProtocolOptions).parameters
+    return [
+        *probes.missing(daphne.server, "WebSocketFactory"),
+        *probes.missing(WebSocketProtocol, "connectionMade", "serverSend"),
+        *(f"setProtocolOptions({name}=)" for name in FRAME_OPTIONS if name not in options),
+    ]
+
+
+def shutdown_skips_upgraded_sockets() -> bool:
+    """Whether Daphne's own kill_all_applications gets past a connection with no
+    application instance yet (the KeyError below), run once on a stand-in server."""
+    server = types.SimpleNamespace(connections={object(): {}})
+    return not probes.raises(lambda: Server.kill_all_applications(server), KeyError)
 
 
 class NotificationsWebSocketProtocol(WebSocketProtocol):
@@ -117,10 +141,12 @@ class NotificationsWebSocketFactory(WebSocketFactory):
     protocol = NotificationsWebSocketProtocol
 
     def setProtocolOptions(self, **options) -> None:  # noqa: N802 (autobahn's name)
+        """Daphne's options with the frame limit applied: set whether Daphne passes
+        a size (4.2 does, from --websocket_max_message_size) or not (4.1 did not,
+        leaving autobahn's 0, "no limit")."""
         limit = app_settings.WS_MAX_MESSAGE_BYTES
         for name in ("maxMessagePayloadSize", "maxFramePayloadSize"):
-            if name in options:  # 0 is autobahn's "no limit"
-                options[name] = min(options[name] or limit, limit)
+            options[name] = min(options.get(name) or limit, limit)
         super().setProtocolOptions(failByDrop=False, **options)
 
 

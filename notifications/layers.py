@@ -4,8 +4,11 @@ batched reader per process, and ordered, repaired group sends.
     CHANNEL_LAYERS = {"default": {"BACKEND": "notifications.layers.RedisChannelLayer",
                                   "CONFIG": {"hosts": [...]}}}   # channels-redis's options
 
-It subclasses channels-redis and reads its internals, so it is written
-against one release line and refuses to load on another (TESTED_CHANNELS_REDIS).
+It subclasses channels-redis and reads its internals, so it checks them at
+import (notifications/probes.py): on a release that lacks one, RedisChannelLayer
+is the library's own layer with the blocking pools (PlainRedisChannelLayer),
+with a WARNING naming what is missing, and the import never fails. Checked
+against channels-redis 4.2 and 4.3.
 
 Measured limits of channels-redis 4.3 on redis-py 8 lifted here (see
 bench/README.md for the figures):
@@ -44,24 +47,28 @@ import logging
 import time
 from collections import deque
 
-import channels_redis
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import NoScriptError
 
-from notifications import clients, metrics
+from notifications import clients, metrics, probes
 
 log = logging.getLogger(__name__)
 
-TESTED_CHANNELS_REDIS = "4.3."
-if not channels_redis.__version__.startswith(TESTED_CHANNELS_REDIS):
-    raise RuntimeError(
-        f"notifications.layers was written for channels-redis {TESTED_CHANNELS_REDIS}x and "
-        f"channels-redis {channels_redis.__version__} is installed: check the subclass against "
-        "it (receive, group_send, _map_channel_keys_to_connection, connection pools), then "
-        "update TESTED_CHANNELS_REDIS"
-    )
+# The library's methods RedisChannelLayer calls or overrides.
+INTERNALS = (
+    "create_pool",
+    "connection",
+    "consistent_hash",
+    "non_local_name",
+    "deserialize",
+    "close_pools",
+    "require_valid_group_name",
+    "_group_key",
+    "_backup_channel_name",
+    "_map_channel_keys_to_connection",
+)
 
 # Restore an earlier receive's unprocessed backup (as the library does), then pop
 # up to ARGV[1] messages in order and back them up until they are handed over.
@@ -166,7 +173,10 @@ def sentinel_pool(host: dict) -> BlockingSentinelConnectionPool:
     return BlockingSentinelConnectionPool(host.pop("master_name"), sentinels, **host)
 
 
-class RedisChannelLayer(BaseRedisChannelLayer):
+class PlainRedisChannelLayer(BaseRedisChannelLayer):
+    """The library's layer with pools that wait, taking RedisChannelLayer's options:
+    what RedisChannelLayer is on a channels-redis that lacks one of INTERNALS."""
+
     def __init__(
         self,
         *args,
@@ -177,13 +187,6 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         super().__init__(*args, **kwargs)
         self.receive_batch = receive_batch
         self.repair_delays = repair_delays
-        self._repairs: set[asyncio.Future] = set()
-        self._waiters: dict[str, asyncio.Future] = {}
-        self._buffers: dict[str, deque] = {}
-        self._reader: asyncio.Task | None = None
-        # The buffers as they were at the last sweep, and when (see _read).
-        self._swept_at = time.monotonic()
-        self._at_last_sweep: dict[str, deque] = {}
 
     def create_pool(self, index: int):
         host = dict(self.hosts[index])
@@ -192,6 +195,18 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         if "master_name" in host:  # the library's Sentinel form, as channels_redis.utils reads it
             return sentinel_pool(host)
         return super().create_pool(index)  # (host, port) pairs: the library's own pool
+
+
+class RedisChannelLayer(PlainRedisChannelLayer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._repairs: set[asyncio.Future] = set()
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._buffers: dict[str, deque] = {}
+        self._reader: asyncio.Task | None = None
+        # The buffers as they were at the last sweep, and when (see _read).
+        self._swept_at = time.monotonic()
+        self._at_last_sweep: dict[str, deque] = {}
 
     async def receive(self, channel: str) -> dict:
         """The next message for `channel`.
@@ -459,3 +474,10 @@ class RedisChannelLayer(BaseRedisChannelLayer):
     def _record(self, outcome: str, count: int) -> None:
         if count:
             metrics.inc(f'notifications_channel_layer_drops_total{{outcome="{outcome}"}}', count)
+
+
+if _lacking := probes.missing(BaseRedisChannelLayer, *INTERNALS):
+    probes.skipped(
+        "channels-redis", "the batched reader and the ordered, repaired group sends", _lacking
+    )
+    RedisChannelLayer = PlainRedisChannelLayer  # noqa: F811 (the fallback the docstring names)

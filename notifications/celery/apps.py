@@ -13,7 +13,7 @@ class CeleryNotificationsConfig(AppConfig):
         # project (worker children included): lifecycle notices, the kombu
         # fixes, the task owners kept for cancelling, fan-out jobs' tallies, the
         # workers' heartbeats, and beat's pruning and digest entries.
-        from notifications.celery import (  # noqa: F401
+        from notifications.celery import (  # noqa: F401 (imported to connect)
             beat,
             fanout,
             kombu_patches,
@@ -22,5 +22,6 @@ class CeleryNotificationsConfig(AppConfig):
             signals,
         )
 
+        kombu_patches.install()
         beat.add_prune_entry()
         beat.add_digest_entry()

@@ -1,7 +1,10 @@
 """What this service changes inside kombu's Redis transport, and why.
 
-Both changes read kombu internals, so this module refuses to load on a kombu
-it was not checked against.
+Both read kombu internals, so `install()` (run by the app's ready()) checks
+what it hooks into first (notifications/probes.py): a change whose hooks a kombu
+release lacks is left out with a WARNING, the outage fix is left out with an
+INFO line where kombu no longer shows the bug, and no import ever fails.
+Checked against kombu 5.5, 5.6 and 5.7.
 
 ## A heartbeat for the tasks a live worker holds
 
@@ -37,23 +40,18 @@ in Redis's unacked index, so the visibility timeout still redelivers them.
 """
 
 import logging
+import types
 from time import time
 from typing import Any
 
-import kombu
 from kombu.transport import redis as redis_transport
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from notifications import probes
+
 log = logging.getLogger(__name__)
 
-CHECKED_AGAINST = (5, 7)  # kombu major, minor
-if tuple(kombu.VERSION[:2]) != CHECKED_AGAINST:
-    raise RuntimeError(
-        "notifications/celery/kombu_patches.py was written against kombu "
-        f"{CHECKED_AGAINST[0]}.{CHECKED_AGAINST[1]}; kombu {kombu.__version__} is installed. "
-        "Check kombu's Redis transport (QoS, unacked_index, restore_visible, "
-        "register_with_event_loop, Channel._connparams) and update this module."
-    )
+LIBRARY = "kombu's Redis transport"
 
 OPTION = "unacked_heartbeat_interval"
 
@@ -66,7 +64,9 @@ def held_tags(qos: redis_transport.QoS) -> list[str]:
 
 def refresh(channel: redis_transport.Channel) -> int:
     """Re-score the channel's held tags with the current time; returns how many."""
-    qos = channel._qos  # None on a channel that never consumed (`.qos` would create one)
+    qos = getattr(
+        channel, "_qos", None
+    )  # None on a channel that never consumed (`.qos` would create one)
     tags = held_tags(qos) if qos is not None else []
     if not tags:
         return 0
@@ -77,7 +77,7 @@ def refresh(channel: redis_transport.Channel) -> int:
 
 def beat(cycle: redis_transport.MultiChannelPoller) -> None:
     """One heartbeat for every channel of the connection; a broker outage skips it."""
-    for channel in list(cycle._channels):
+    for channel in list(getattr(cycle, "_channels", ())):
         try:
             refresh(channel)
         except channel.connection_errors:
@@ -104,9 +104,6 @@ def register_with_heartbeat(self: redis_transport.Transport, connection: Any, lo
         cycle._heartbeat_tref = loop.call_repeatedly(interval, beat, cycle)
 
 
-redis_transport.Transport.register_with_event_loop = register_with_heartbeat
-
-
 # --- A worker that survives Redis going away ---
 
 _connparams = redis_transport.Channel._connparams
@@ -120,4 +117,35 @@ def _connparams_of_a_live_transport(
     return _connparams(self, asynchronous=asynchronous)
 
 
-redis_transport.Channel._connparams = _connparams_of_a_live_transport
+def closed_channel_crashes() -> bool:
+    """Whether kombu's own `_connparams` fails with AttributeError on a channel
+    whose transport is gone (the bug above), run once on a stand-in channel."""
+    closed = types.SimpleNamespace(connection=None)
+    return probes.raises(lambda: _connparams(closed), AttributeError)
+
+
+# --- Applying them ---
+
+
+def heartbeat_hooks_missing() -> list[str]:
+    """What the heartbeat reads that this kombu lacks (empty: it can run)."""
+    return [
+        *probes.missing(redis_transport.Transport, "register_with_event_loop"),
+        *probes.missing(redis_transport.Channel, "unacked_index_key", "conn_or_acquire"),
+        *probes.missing(redis_transport.QoS, "_delivered", "_dirty"),
+    ]
+
+
+def install() -> None:
+    """Apply each change this kombu needs and can take; safe to call again."""
+    transport, channel = redis_transport.Transport, redis_transport.Channel
+    if transport.register_with_event_loop is not register_with_heartbeat:
+        if lacking := heartbeat_hooks_missing():
+            probes.skipped(LIBRARY, "the heartbeat of held tasks", lacking)
+        else:
+            transport.register_with_event_loop = register_with_heartbeat
+    if channel._connparams is not _connparams_of_a_live_transport:
+        if closed_channel_crashes():
+            channel._connparams = _connparams_of_a_live_transport
+        else:
+            probes.not_needed(LIBRARY, "fails a closed channel with a connection error")

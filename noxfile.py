@@ -1,0 +1,68 @@
+"""The version matrix: the supported Django × Python pairs, and the oldest and the
+newest releases of everything else, each on the fast tier of the suite (real
+Redis, Daphne, Celery and Chromium, as `make test`). `make matrix` runs it all,
+`make matrix SESSIONS="oldest"` one session; the README's "Supported versions"
+is the table this file tests. The main combination (requirements/, Python 3.11,
+Django 5.2) runs everything in `make test-all`.
+"""
+
+import nox
+
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_venv = "yes"
+
+FAST_TIER = ("-m", "not slow and not bench and not package")
+# Django's own Python support: 6.0 and 6.1 need 3.12.
+PAIRS = [
+    ("3.11", "5.2"),
+    ("3.12", "5.2"),
+    ("3.13", "5.2"),
+    ("3.12", "6.0"),
+    ("3.13", "6.0"),
+    ("3.12", "6.1"),
+    ("3.13", "6.1"),
+]
+# The oldest release of each dependency the package declares support for.
+OLDEST = [
+    "Django~=5.2.0",
+    "channels==4.2.2",
+    "channels-redis==4.2.0",
+    "daphne==4.2.2",
+    "celery==5.5.0",
+    "kombu==5.5.2",
+    "redis==5.0.1",
+]
+
+
+def run_suite(session: nox.Session, *marks: str) -> None:
+    session.run(
+        "python", "-m", "pytest", "-n", "2", "--dist", "loadscope", "-q", *marks, *session.posargs
+    )
+
+
+@nox.session
+@nox.parametrize(("python", "django"), PAIRS, ids=[f"py{p}-django{d}" for p, d in PAIRS])
+def django(session: nox.Session, django: str) -> None:
+    """The pinned requirements with this Django (its newest patch release)."""
+    session.install("-r", "requirements/dev.txt")
+    session.install(f"Django~={django}.0")
+    run_suite(session, *FAST_TIER)
+
+
+@nox.session(python="3.11")
+def oldest(session: nox.Session) -> None:
+    """The oldest supported release of every dependency together."""
+    session.install("-r", "requirements/dev.txt")
+    session.install(*OLDEST)
+    run_suite(session, *FAST_TIER)
+
+
+@nox.session(python="3.13")
+def newest(session: nox.Session) -> None:
+    """The newest release of everything the package depends on, whatever the pins
+    say: the check that a new patch or minor release breaks no import."""
+    session.install("-r", "requirements/dev.txt")
+    session.install(
+        "--upgrade", "Django", "channels", "channels-redis", "daphne", "celery", "kombu", "redis"
+    )
+    run_suite(session, *FAST_TIER)
