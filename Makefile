@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all flake-check matrix lint format screenshot bench bench-smoke
+.PHONY: run test test-all flake-check matrix messages lint format screenshot bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ MATRIX_PATH := $(subst $(empty) $(empty),:,$(strip $(PYENV_PYTHONS) $(PATH)))
 SESSIONS ?=
 matrix: $(STAMP)
 	PATH="$(MATRIX_PATH)" $(BIN)/nox $(if $(SESSIONS),-s $(SESSIONS)) $(NOX_ARGS)
+
+# The app's catalogues (notifications/locale): collect the strings of the code,
+# templates and notifications/text.py, then compile. Needs Debian's gettext.
+messages: $(STAMP)
+	cd notifications && PYTHONPATH=.. DJANGO_SETTINGS_MODULE=config.settings \
+		../$(BIN)/django-admin makemessages -l en -l zh_Hans --no-location && \
+		PYTHONPATH=.. DJANGO_SETTINGS_MODULE=config.settings ../$(BIN)/django-admin compilemessages
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

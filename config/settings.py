@@ -136,7 +136,9 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en-us"
+# The site's language: pages, the widget and emails (the app ships English and
+# Simplified Chinese, "zh-hans"; README, "Translations").
+LANGUAGE_CODE = os.getenv("LANGUAGE_CODE", "en-us")
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import ngettext
 
 from notifications import limits, preferences, validation
 from notifications.conf import app_settings
@@ -156,7 +157,12 @@ def message(user, rows: list[Notification], site: str) -> EmailMultiAlternatives
     }
     count = len(rows)
     email = EmailMultiAlternatives(
-        subject=f"{count} notification{'s' if count != 1 else ''} you have not seen",
+        subject=ngettext(
+            "%(count)d notification you have not seen",
+            "%(count)d notifications you have not seen",
+            count,
+        )
+        % {"count": count},
         body=render_to_string("notifications/digest.txt", context),
         to=[getattr(user, email_field())],
         headers={

@@ -8,7 +8,8 @@
 The widget (bell, inbox, connection state, toasts and progress bars) renders
 only for a signed-in user, so a shared base template can include it on the
 login page too. It tells the scripts every URL through data attributes.
-{% notifications_script %} loads transport.js (the socket), tabs.js (which tab
+{% notifications_script %} loads text.js (the words, in the page's language),
+transport.js (the socket), tabs.js (which tab
 shows a toast), links.js (which urls become links), widget.js (the drawing),
 preferences.js (the inbox's preferences panel), then push.js ("Notify me on
 this device", when the server has VAPID keys); a page may also use
@@ -24,7 +25,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from notifications import push
+from notifications import push, text
 from notifications.conf import app_settings
 from notifications.routing import websocket_path
 
@@ -47,6 +48,8 @@ def notifications_widget(context: template.Context) -> dict:
         # Marking read is a POST; the token also sets the CSRF cookie.
         "csrf_token": get_token(request),
         "cancel_url": cancel_url_pattern(),
+        "language": text.client_language(),
+        "text": text.client_catalogue(),
         **push_context(),
     }
 
@@ -83,7 +86,15 @@ def notifications_styles() -> SafeString:
 
 
 # In the order they must run.
-SCRIPTS = ("transport.js", "tabs.js", "links.js", "widget.js", "preferences.js", "push.js")
+SCRIPTS = (
+    "text.js",
+    "transport.js",
+    "tabs.js",
+    "links.js",
+    "widget.js",
+    "preferences.js",
+    "push.js",
+)
 
 
 @register.simple_tag

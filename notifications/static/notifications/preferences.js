@@ -11,19 +11,25 @@
   if (!root || !root.dataset.preferencesUrl) return;
 
   const config = root.dataset;
+  const t = window.notificationsText;
   const panel = root.querySelector("[data-nw-panel]");
   const toggle = root.querySelector("[data-nw-prefs-toggle]");
   const form = root.querySelector("[data-nw-prefs]");
   const CHANNELS = [
-    ["push", "Push"],
-    ["email", "Email digest"],
+    ["push", t("Push")],
+    ["email", t("Email digest")],
   ];
   const DIGESTS = [
-    ["off", "Off"],
-    ["hourly", "Hourly"],
-    ["daily", "Daily"],
+    ["off", t("Off")],
+    ["hourly", t("Hourly")],
+    ["daily", t("Daily")],
   ];
-  const LEVEL_NAMES = { info: "Info", success: "Success", warning: "Warning", error: "Error" };
+  const LEVEL_NAMES = {
+    info: t("Info"),
+    success: t("Success"),
+    warning: t("Warning"),
+    error: t("Error"),
+  };
 
   let current = null; // the last preferences the server answered
 
@@ -56,11 +62,11 @@
     try {
       response = await fetch(config.preferencesUrl, options);
     } catch (error) {
-      return { error: "You seem to be offline; try again." };
+      return { error: t("You seem to be offline; try again.") };
     }
     if (response.status === 401) {
       location.assign(config.loginUrl);
-      return { error: "Please sign in again." };
+      return { error: t("Please sign in again.") };
     }
     let answer = {};
     try {
@@ -68,7 +74,7 @@
     } catch (error) {
       // a proxy's HTML error page: reported below by its status
     }
-    if (!response.ok) return { error: answer.error || "Saving failed (" + response.status + ")." };
+    if (!response.ok) return { error: answer.error || t("Saving failed ({status}).", { status: response.status }) };
     return { preferences: answer };
   }
 
@@ -77,10 +83,10 @@
   function draw(prefs) {
     form.replaceChildren();
     form.append(
-      channelTable("Besides the inbox, tell me by", "Level", "level", prefs.levels, prefs.critical, LEVEL_NAMES),
+      channelTable(t("Besides the inbox, tell me by"), t("Level"), "level", prefs.levels, prefs.critical, LEVEL_NAMES),
     );
     if (Object.keys(prefs.kinds).length) {
-      form.append(channelTable("And for these kinds of notice", "Kind", "kind", prefs.kinds, [], {}));
+      form.append(channelTable(t("And for these kinds of notice"), t("Kind"), "kind", prefs.kinds, [], {}));
     }
 
     const digest = element("select");
@@ -91,28 +97,28 @@
       digest.append(option);
     }
     digest.value = prefs.digest;
-    form.append(labelled("Email digest of what I have not seen", digest));
+    form.append(labelled(t("Email digest of what I have not seen"), digest));
 
     const quiet = element("fieldset", "nw-prefs-group");
-    quiet.append(element("legend", "", "Quiet hours for push"));
+    quiet.append(element("legend", "", t("Quiet hours for push")));
     const on = element("input");
     on.type = "checkbox";
     on.name = "quiet";
     on.checked = prefs.quiet_hours !== null;
-    quiet.append(labelled("Hold push back between", on, true));
+    quiet.append(labelled(t("Hold push back between"), on, true));
     const start = timeInput("quiet_start", prefs.quiet_hours ? prefs.quiet_hours.start : "22:00");
     const end = timeInput("quiet_end", prefs.quiet_hours ? prefs.quiet_hours.end : "07:00");
-    quiet.append(labelled("From", start), labelled("Until", end));
+    quiet.append(labelled(t("From"), start), labelled(t("Until"), end));
     const zone = element("input");
     zone.name = "time_zone";
     zone.autocomplete = "off";
     // Quiet hours not set yet: offer this browser's zone rather than UTC.
     zone.value = prefs.quiet_hours === null ? browserTimeZone() : prefs.time_zone;
-    quiet.append(labelled("Time zone", zone));
+    quiet.append(labelled(t("Time zone"), zone));
     form.append(quiet);
 
     const actions = element("div", "nw-prefs-actions");
-    const save = element("button", "nw-prefs-save", "Save");
+    const save = element("button", "nw-prefs-save", t("Save"));
     save.type = "submit";
     const status = element("p", "nw-prefs-status");
     status.setAttribute("role", "status");
@@ -136,7 +142,7 @@
       const row = element("tr");
       const title = element("th", "", names[name] || name);
       title.scope = "row";
-      if (locked) title.append(element("span", "nw-prefs-note", " (always)"));
+      if (locked) title.append(element("span", "nw-prefs-note", " " + t("(always)")));
       row.append(title);
       for (const [channel, label] of CHANNELS) {
         const cell = element("td");
@@ -146,8 +152,8 @@
         box.dataset.channel = channel;
         box.checked = locked || chosen.includes(channel);
         box.disabled = locked;
-        const what = key === "kind" ? name + " notices" : names[name] || name;
-        box.setAttribute("aria-label", label + " for " + what);
+        const what = key === "kind" ? t("{kind} notices", { kind: name }) : names[name] || name;
+        box.setAttribute("aria-label", t("{channel} for {what}", { channel: label, what }));
         cell.append(box);
         row.append(cell);
       }
@@ -208,7 +214,7 @@
     panel.classList.add("nw-prefs-open");
     form.hidden = false;
     toggle.setAttribute("aria-expanded", "true");
-    form.replaceChildren(element("p", "nw-prefs-status", "Loading…"));
+    form.replaceChildren(element("p", "nw-prefs-status", t("Loading…")));
     const answer = await request("GET");
     if (answer.error) {
       form.replaceChildren(element("p", "nw-prefs-status nw-prefs-failed", answer.error));
@@ -231,7 +237,7 @@
     if (!current) return;
     const save = form.querySelector(".nw-prefs-save");
     save.disabled = true;
-    say("Saving…");
+    say(t("Saving…"));
     const answer = await request("PUT", collected());
     save.disabled = false;
     if (answer.error) {
@@ -239,6 +245,6 @@
       return;
     }
     current = answer.preferences;
-    say("Saved.");
+    say(t("Saved."));
   });
 })();

@@ -1,7 +1,8 @@
 // "Notify me on this device": Web Push for the signed-in user, and the list of
 // the browsers they registered, each removable. Self-contained: it draws into
 // the [data-nw-push] element that {% notifications_widget %} renders when the
-// server has VAPID keys, and needs neither transport.js nor widget.js.
+// server has VAPID keys, and needs only text.js (its words), neither
+// transport.js nor widget.js.
 //
 // The browser asks for permission only from the button's click, never on load.
 (function () {
@@ -11,6 +12,7 @@
   if (!box) return; // push is off on this server, or nobody is signed in
 
   const config = box.dataset; // pushKey, pushUrl, pushWorker, csrfToken
+  const t = window.notificationsText;
   const button = box.querySelector("[data-nw-push-enable]");
   const note = box.querySelector("[data-nw-push-note]");
   const list = box.querySelector("[data-nw-push-devices]");
@@ -28,7 +30,7 @@
       headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": config.csrfToken },
       body: body === undefined ? undefined : JSON.stringify(body),
     }).then((response) => {
-      if (!response.ok) throw new Error("the server answered " + response.status);
+      if (!response.ok) throw new Error(t("the server answered {status}", { status: response.status }));
       return response.json();
     });
   }
@@ -50,7 +52,7 @@
     try {
       const permission = await Notification.requestPermission();
       if (permission !== "granted") {
-        say("Notifications are blocked for this site in the browser's settings.");
+        say(t("Notifications are blocked for this site in the browser's settings."));
         return;
       }
       await navigator.serviceWorker.register(config.pushWorker, { scope: "/" });
@@ -59,9 +61,9 @@
         (await registration.pushManager.getSubscription()) ||
         (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(config.pushKey) }));
       await request("POST", config.pushUrl, subscription.toJSON());
-      say("This device will be notified when no tab of this site is open.");
+      say(t("This device will be notified when no tab of this site is open."));
     } catch (error) {
-      say("Could not turn on notifications here: " + error.message);
+      say(t("Could not turn on notifications here: {error}", { error: error.message }));
     } finally {
       button.disabled = false;
       await refresh();
@@ -77,15 +79,16 @@
       }
       say("");
     } catch (error) {
-      say("Could not remove it: " + error.message);
+      say(t("Could not remove it: {error}", { error: error.message }));
     }
     await refresh();
   }
 
   function describe(device) {
-    const agent = device.user_agent || "A browser";
-    const since = new Date(device.created_at).toLocaleDateString();
-    return (agent.length > 60 ? agent.slice(0, 59) + "…" : agent) + " · since " + since;
+    const agent = device.user_agent || t("A browser");
+    const since = new Date(device.created_at).toLocaleDateString(document.documentElement.lang || undefined);
+    const shown = agent.length > 60 ? agent.slice(0, 59) + "…" : agent;
+    return t("{device} · since {date}", { device: shown, date: since });
   }
 
   async function refresh() {
@@ -97,7 +100,7 @@
         thisBrowsersSubscription().catch(() => null),
       ]);
     } catch (error) {
-      say("Devices unavailable: " + error.message);
+      say(t("Devices unavailable: {error}", { error: error.message }));
     }
     list.replaceChildren();
     let registeredHere = false;
@@ -108,17 +111,17 @@
       item.className = "nw-push-device";
       item.dataset.deviceId = device.id;
       const label = document.createElement("span");
-      label.textContent = (isThisBrowser ? "This browser: " : "") + describe(device);
+      label.textContent = isThisBrowser ? t("This browser: {device}", { device: describe(device) }) : describe(device);
       const removeButton = document.createElement("button");
       removeButton.type = "button";
       removeButton.className = "nw-text-button";
-      removeButton.textContent = "Remove";
+      removeButton.textContent = t("Remove");
       removeButton.addEventListener("click", () => remove(device, isThisBrowser));
       item.append(label, removeButton);
       list.append(item);
     }
     button.hidden = registeredHere || !supported;
-    if (!supported) say("This browser cannot receive push notifications.");
+    if (!supported) say(t("This browser cannot receive push notifications."));
   }
 
   button.addEventListener("click", enable);

@@ -15,6 +15,7 @@
   if (!root) return; // nobody signed in, or a page without the widget
 
   const config = root.dataset;
+  const t = window.notificationsText;
   const part = (name) => root.querySelector("[data-nw-" + name + "]");
   const statusBox = part("status");
   const statusText = part("status-text");
@@ -32,10 +33,10 @@
   const MAX_TOASTS = 4;
   const INBOX_SIZE = 20;
   const STATUS_TEXT = {
-    connecting: "Connecting…",
-    connected: "Live",
-    reconnecting: "Reconnecting…",
-    offline: "Offline",
+    connecting: t("Connecting…"),
+    connected: t("Live"),
+    reconnecting: t("Reconnecting…"),
+    offline: t("Offline"),
   };
 
   // --- State ------------------------------------------------------------
@@ -182,7 +183,7 @@
     unread = Math.max(0, count);
     badge.textContent = unread > 99 ? "99+" : String(unread);
     badge.hidden = unread === 0;
-    bell.setAttribute("aria-label", unread ? "Notifications, " + unread + " unread" : "Notifications");
+    bell.setAttribute("aria-label", unread ? t("Notifications, {count} unread", { count: unread }) : t("Notifications"));
     readAllButton.disabled = unread === 0;
   }
 
@@ -212,7 +213,7 @@
     if (hasActions(notification)) text.append(actionsOf(notification));
     item.append(element("span", "nw-level-mark"), text);
     if (!notification.read) {
-      const button = element("button", "nw-mark-read", "Mark as read");
+      const button = element("button", "nw-mark-read", t("Mark as read"));
       button.type = "button";
       button.addEventListener("click", () => markRead(notification.id));
       item.append(button);
@@ -223,14 +224,14 @@
   function timeOf(iso) {
     const time = element("time", "nw-time", relativeTime(new Date(iso)));
     time.dateTime = iso;
-    time.title = new Date(iso).toLocaleString();
+    time.title = new Date(iso).toLocaleString(config.language);
     return time;
   }
 
   function relativeTime(date) {
     const seconds = Math.round((date.getTime() - Date.now()) / 1000);
-    if (Math.abs(seconds) < 45) return "just now";
-    const format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+    if (Math.abs(seconds) < 45) return t("just now");
+    const format = new Intl.RelativeTimeFormat(config.language, { numeric: "auto" });
     for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
       if (Math.abs(seconds) >= size || unit === "minute") {
         return format.format(Math.round(seconds / size), unit);
@@ -281,13 +282,13 @@
     const text = element("div", "nw-toast-text");
     text.append(titleOf(notification, "nw-toast-title"));
     if (group && group.count > 1) {
-      text.append(element("span", "nw-toast-more", " (+" + (group.count - 1) + " more)"));
+      text.append(element("span", "nw-toast-more", " " + t("(+{count} more)", { count: group.count - 1 })));
     }
     if (notification.body) text.append(element("p", "nw-toast-body", notification.body));
     if (hasActions(notification)) text.append(actionsOf(notification));
     const close = element("button", "nw-toast-close", "×");
     close.type = "button";
-    close.setAttribute("aria-label", "Dismiss");
+    close.setAttribute("aria-label", t("Dismiss"));
     close.addEventListener("click", () => dismiss(toast));
     toast.append(element("span", "nw-level-mark"), text, close);
     toastList.append(toast);
@@ -402,10 +403,10 @@
     const blocked = Notification.permission === "denied";
     desktopButton.disabled = blocked;
     desktopButton.textContent = blocked
-      ? "Desktop alerts are blocked in this browser"
+      ? t("Desktop alerts are blocked in this browser")
       : desktopOn()
-        ? "Turn off desktop alerts"
-        : "Turn on desktop alerts";
+        ? t("Turn off desktop alerts")
+        : t("Turn on desktop alerts");
   }
 
   async function toggleDesktop() {
@@ -420,7 +421,7 @@
 
   function showDesktop(notification, group) {
     if (!desktopOn()) return false;
-    const more = group && group.count > 1 ? " (+" + (group.count - 1) + " more)" : "";
+    const more = group && group.count > 1 ? " " + t("(+{count} more)", { count: group.count - 1 }) : "";
     // The tag makes the system replace rather than stack: a collapsed group,
     // or the same notification shown by two tabs of a browser without
     // BroadcastChannel.
@@ -494,12 +495,12 @@
       const bar = element("progress", "nw-progress-bar");
       bar.max = 100;
       bar.value = 0;
-      row.append(head, bar, element("p", "nw-progress-message", "Waiting for a worker…"));
+      row.append(head, bar, element("p", "nw-progress-message", t("Waiting for a worker…")));
       if (config.cancelUrl) row.append(cancelButton(taskId));
       progressRows.set(taskId, row);
       progressList.append(row);
     }
-    const title = taskTitles.get(taskId) || "Working…";
+    const title = taskTitles.get(taskId) || t("Working…");
     row.querySelector(".nw-progress-title").textContent = title;
     row.querySelector("progress").setAttribute("aria-label", title);
     return row;
@@ -539,7 +540,7 @@
   function showQuiet(row) {
     if (row.dataset.stalled) return; // it says so until the task reports again
     if (Date.now() - Number(row.dataset.reportedAt) >= QUIET_MS) {
-      row.querySelector(".nw-progress-message").textContent = "Still working…";
+      row.querySelector(".nw-progress-message").textContent = t("Still working…");
       checkWorker(row);
     }
   }
@@ -564,7 +565,7 @@
     const row = progressRows.get(message.task_id);
     if (!row) return; // its bar ended meanwhile
     row.dataset.stalled = "true";
-    row.querySelector(".nw-progress-message").textContent = "Waiting for a worker…";
+    row.querySelector(".nw-progress-message").textContent = t("Waiting for a worker…");
   }
 
   setInterval(() => {
@@ -582,7 +583,7 @@
   function cancelButton(taskId) {
     // The bar stays until the "… cancelled" notice arrives, which removes it
     // in every tab at once.
-    const button = element("button", "nw-text-button nw-progress-cancel", "Cancel");
+    const button = element("button", "nw-text-button nw-progress-cancel", t("Cancel"));
     button.type = "button";
     button.addEventListener("click", async () => {
       button.disabled = true;

@@ -1,0 +1,102 @@
+"""Every word the client shows goes through the catalogues, and the Simplified
+Chinese one translates all of them; the widget, the digest and the unsubscribe
+page render in the active language."""
+
+import gettext
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.template import Context, Template
+from django.test import RequestFactory
+from django.utils import translation
+
+from notifications import digest, text
+
+APP = Path(text.__file__).parent
+SCRIPTS = sorted((APP / "static" / "notifications").glob("*.js"))
+# A lookup in a script: t("…"), with the source string in double quotes.
+LOOKUP = re.compile(r'(?<![\w.])t\("((?:[^"\\]|\\.)*)"')
+
+
+def looked_up() -> set[str]:
+    return {json.loads(f'"{m}"') for s in SCRIPTS for m in LOOKUP.findall(s.read_text())}
+
+
+def po_entries(path: Path) -> dict[str, str]:
+    """msgid → msgstr (the first form, for plurals) of a .po file."""
+    entries = {}
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
+        fields: dict[str, str] = {}
+        name = None
+        for line in block.splitlines():
+            if line.startswith("#"):
+                continue
+            if line.startswith('"'):
+                fields[name] += json.loads(line)
+            else:
+                name, _, value = line.partition(" ")
+                fields[name] = json.loads(value)
+        if fields.get("msgid"):
+            entries[fields["msgid"]] = fields.get("msgstr", fields.get("msgstr[0]", ""))
+    return entries
+
+
+def test_every_string_a_script_looks_up_is_in_the_catalogue_list():
+    assert looked_up(), "no lookups found: the pattern no longer matches the scripts"
+    assert looked_up() - set(text.CLIENT_STRINGS) == set()
+    assert set(text.CLIENT_STRINGS) - looked_up() == set(), "listed but used by no script"
+
+
+@pytest.mark.parametrize("language", ["en", "zh_Hans"])
+def test_the_compiled_catalogue_matches_its_source(language):
+    messages = APP / "locale" / language / "LC_MESSAGES"
+    with open(messages / "django.mo", "rb") as compiled:
+        catalogue = gettext.GNUTranslations(compiled)
+    for msgid, msgstr in po_entries(messages / "django.po").items():
+        assert catalogue.gettext(msgid) == (msgstr or msgid), f"{msgid!r}: run make messages"
+
+
+def test_the_chinese_catalogue_translates_every_string_of_the_app():
+    source = po_entries(APP / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po")
+    assert [msgid for msgid, msgstr in source.items() if not msgstr] == []
+    assert set(text.CLIENT_STRINGS) <= set(source)
+    for msgid, msgstr in source.items():  # the {placeholders} survive translation
+        assert sorted(re.findall(r"\{\w+\}", msgstr)) == sorted(re.findall(r"\{\w+\}", msgid))
+
+
+def render_widget(user) -> str:
+    request = RequestFactory().get("/")
+    request.user = user
+    template = Template("{% load notifications_tags %}{% notifications_widget %}")
+    return template.render(Context({"request": request}))
+
+
+@pytest.mark.django_db
+def test_the_widget_renders_in_the_active_language(alice):
+    with translation.override("zh-hans"):
+        page = render_widget(alice)
+    assert 'data-language="zh-hans"' in page
+    assert "全部标为已读" in page and "Mark all as read" not in page
+    catalogue = json.loads(re.search(r'id="nw-text"[^>]*>(.*?)</script>', page).group(1))
+    assert catalogue["Mark as read"] == "标为已读"
+    assert set(catalogue) == set(text.CLIENT_STRINGS)
+    english = render_widget(alice)
+    assert "Mark all as read" in english
+    assert re.search(r'id="nw-text"[^>]*>\{\}</script>', english), "English needs no catalogue"
+
+
+@pytest.mark.django_db
+def test_the_digest_is_written_in_the_active_language(alice):
+    alice.email = "alice@example.com"
+    rows = [alice.notifications.create(title=f"Report {n}") for n in range(2)]
+    with translation.override("zh-hans"):
+        email = digest.message(alice, rows, "https://example.com")
+    assert email.subject == "您有 2 条未查看的通知"
+    assert "您有 2 条尚未查看的通知" in email.body
+    html, _ = email.alternatives[0]
+    assert '<html lang="zh-hans">' in html and "停止接收这些邮件" in html
+    assert digest.message(alice, rows, "https://example.com").subject == (
+        "2 notifications you have not seen"
+    )
