@@ -61,9 +61,9 @@ matrix: $(STAMP)
 # The app's catalogues (notifications/locale): collect the strings of the code,
 # templates and notifications/text.py, then compile. Needs Debian's gettext.
 messages: $(STAMP)
-	cd notifications && PYTHONPATH=.. DJANGO_SETTINGS_MODULE=config.settings \
+	cd notifications && export PYTHONPATH=.. DJANGO_SETTINGS_MODULE=config.settings DJANGO_DEBUG=true && \
 		../$(BIN)/django-admin makemessages -l en -l zh_Hans --no-location && \
-		PYTHONPATH=.. DJANGO_SETTINGS_MODULE=config.settings ../$(BIN)/django-admin compilemessages
+		../$(BIN)/django-admin compilemessages
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     "DIGEST_DEFAULT": "hourly",
     "DIGEST_EVERY": 300,
     "SITE_URL": "",
+    # The languages a person may choose for their digest, as (code, name) pairs;
+    # the app ships catalogues for these two.
+    "LANGUAGES": (("en", "English"), ("zh-hans", "简体中文")),
     # Web Push (push.py): the server's VAPID key pair, as `manage.py vapid_keys`
     # prints it, and the contact the push services see ("mailto:ops@example.com").
     # Push is off while either key is empty.

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import ngettext
 
 from notifications import limits, preferences, validation
@@ -105,7 +106,9 @@ def _send_one(user_id: int, choices: preferences.Choices, now: datetime, site: s
         return 0
     user = get_user_model().objects.get(pk=user_id)
     try:
-        message(user, claimed, site).send()
+        with translation.override(choices.language_code):
+            email = message(user, claimed, site)
+        email.send()
     except Exception:
         Notification.objects.filter(id__in=[n.id for n in claimed], emailed_at=now).update(
             emailed_at=None

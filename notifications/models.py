@@ -98,6 +98,9 @@ class Preference(models.Model):
     quiet_start = models.TimeField(null=True, blank=True)
     quiet_end = models.TimeField(null=True, blank=True)
     time_zone = models.CharField(max_length=64, default="UTC")
+    # The language of the person's digest (a code of NOTIFICATIONS_LANGUAGES);
+    # blank: the site's LANGUAGE_CODE.
+    language = models.CharField(max_length=16, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, tzinfo
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -40,6 +41,9 @@ KINDS_MAX = 50
 BATCH = 5_000
 CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 FIELDS = ("levels", "kinds", "digest", "quiet_hours", "time_zone")
+# Fields a PUT may leave out; one it leaves out keeps its value (older clients
+# know nothing of them).
+OPTIONAL_FIELDS = ("language",)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,12 @@ class Choices:
     quiet_start: time | None = None
     quiet_end: time | None = None
     time_zone: str = "UTC"
+    language: str = ""  # blank: the site's LANGUAGE_CODE
+
+    @property
+    def language_code(self) -> str:
+        """The language to write to this person in."""
+        return self.language or settings.LANGUAGE_CODE
 
     def allows(self, *, level: str, kind: str, channel: str, at: datetime) -> bool:
         if channel == "email" and self.digest == Digest.OFF:
@@ -90,6 +100,7 @@ def _choices(row: Preference) -> Choices:
         quiet_start=row.quiet_start,
         quiet_end=row.quiet_end,
         time_zone=row.time_zone,
+        language=row.language,
     )
 
 
@@ -151,6 +162,9 @@ def as_json(choices: Choices) -> dict[str, Any]:
         "digest": choices.digest,
         "quiet_hours": quiet,
         "time_zone": choices.time_zone,
+        "language": choices.language,
+        # Read-only, like "critical": what "language" may be ("" is the site's).
+        "languages": [{"code": code, "name": name} for code, name in app_settings.LANGUAGES],
     }
 
 
@@ -159,9 +173,9 @@ def preferences_of(user_id: int) -> dict[str, Any]:
 
 
 def set_preferences(user_id: int, payload: Any) -> dict[str, Any]:
-    """Replace the person's preferences with `payload` (every field of `FIELDS`;
-    "critical" is read-only and ignored). Raises ValueError, changing nothing,
-    when any part is wrong."""
+    """Replace the person's preferences with `payload` (every field of `FIELDS`,
+    any of `OPTIONAL_FIELDS`; "critical" and "languages" are read-only and
+    ignored). Raises ValueError, changing nothing, when any part is wrong."""
     checked = _checked(payload)
     with transaction.atomic():
         Preference.objects.update_or_create(user_id=user_id, defaults=checked)
@@ -197,7 +211,7 @@ def _hhmm(value: time | None) -> str | None:
 def _checked(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValueError("preferences must be a JSON object")
-    unknown = set(payload) - set(FIELDS) - {"critical"}
+    unknown = set(payload) - set(FIELDS) - set(OPTIONAL_FIELDS) - {"critical", "languages"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     missing = [name for name in FIELDS if name not in payload]
@@ -222,13 +236,26 @@ def _checked(payload: Any) -> dict[str, Any]:
             f"digest must be one of {', '.join(Digest.values)}, not {limits.shown(digest)}"
         )
     quiet_start, quiet_end = _quiet_hours(payload["quiet_hours"])
-    return {
+    checked = {
         "channels": {"levels": levels, "kinds": kinds},
         "digest": digest,
         "quiet_start": quiet_start,
         "quiet_end": quiet_end,
         "time_zone": _time_zone(payload["time_zone"]),
     }
+    if "language" in payload:
+        checked["language"] = _language(payload["language"])
+    return checked
+
+
+def _language(value: Any) -> str:
+    codes = [code for code, _ in app_settings.LANGUAGES]
+    if value != "" and value not in codes:
+        raise ValueError(
+            f"language must be '' (the site's) or one of {', '.join(codes)}, "
+            f"not {limits.shown(value)}"
+        )
+    return value
 
 
 def _level(name: str) -> str:

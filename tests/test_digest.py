@@ -398,3 +398,22 @@ def test_two_runs_at_once_never_email_one_notification_twice(mail, django_user_m
     assert sum(sent) == len(people)
     for someone in people:
         assert listed(*mail.to(someone.email)) == [f"Race {someone.username}"]
+
+
+def test_each_person_gets_the_digest_in_their_own_language(mail, django_user_model, now):
+    ann, li = person(django_user_model, "lang-ann"), person(django_user_model, "lang-li")
+    Preference.objects.create(user=li, language="zh-hans")
+    for someone in (ann, li):
+        add(someone, "Export ready", now)
+        add(someone, "Import ready", now)
+
+    assert digest.send_due(now) == 2
+
+    (english,) = mail.to("lang-ann@example.com")
+    assert english["Subject"] == "2 notifications you have not seen"
+    assert "You have 2 notifications that you have not seen yet:" in text_of(english)
+    (chinese,) = mail.to("lang-li@example.com")
+    assert chinese["Subject"] == "您有 2 条未查看的通知"
+    assert "您有 2 条尚未查看的通知：" in text_of(chinese)
+    assert '<html lang="zh-hans">' in html_of(chinese) and "停止接收这些邮件" in html_of(chinese)
+    assert sorted(listed(chinese)) == ["Export ready", "Import ready"]  # titles are data

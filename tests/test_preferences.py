@@ -29,6 +29,9 @@ def put(client: Client, payload) -> "Client.response":
     return client.put(URL, body, content_type="application/json")
 
 
+LANGUAGES = [{"code": "en", "name": "English"}, {"code": "zh-hans", "name": "简体中文"}]
+
+
 def valid(**changes) -> dict:
     payload = {
         "levels": {
@@ -211,6 +214,8 @@ def test_get_shows_the_defaults_with_every_level_spelled_out(alice, settings):
         "digest": "hourly",
         "quiet_hours": None,
         "time_zone": "UTC",
+        "language": "",
+        "languages": LANGUAGES,
     }
 
 
@@ -218,7 +223,7 @@ def test_put_then_get_round_trips_and_leaves_other_users_alone(alice, bob):
     client = signed_in(alice)
     response = put(client, valid())
     assert response.status_code == 200
-    expected = {**valid(), "critical": ["error"]}
+    expected = {**valid(), "critical": ["error"], "language": "", "languages": LANGUAGES}
     assert response.json() == expected
     assert client.get(URL).json() == expected
     assert signed_in(bob).get(URL).json()["digest"] == "hourly"
@@ -390,3 +395,14 @@ def test_the_admin_refuses_what_the_api_refuses(admin_client, alice):
     page = admin_client.post(f"/admin/notifications/preference/{alice.pk}/change/", good)
     assert page.status_code == 302
     assert Preference.objects.get(user=alice).time_zone == "Asia/Tokyo"
+
+
+def test_the_language_is_chosen_kept_when_left_out_and_checked(alice):
+    client = signed_in(alice)
+    assert put(client, valid(language="zh-hans")).json()["language"] == "zh-hans"
+    assert put(client, valid()).json()["language"] == "zh-hans"  # an older client's PUT
+    refused = put(client, valid(language="xx-evil"))
+    assert refused.status_code == 400
+    assert "language must be" in refused.json()["error"]
+    assert put(client, valid(language="")).json()["language"] == ""
+    assert preferences.choices_of([alice.pk])[alice.pk].language_code == "en-us"

@@ -99,6 +99,16 @@
     digest.value = prefs.digest;
     form.append(labelled(t("Email digest of what I have not seen"), digest));
 
+    const language = element("select");
+    language.name = "language";
+    for (const { code, name } of [{ code: "", name: t("The site's language") }, ...(prefs.languages || [])]) {
+      const option = element("option", "", name);
+      option.value = code;
+      language.append(option);
+    }
+    language.value = prefs.language || "";
+    form.append(labelled(t("Language of my emails"), language));
+
     const quiet = element("fieldset", "nw-prefs-group");
     quiet.append(element("legend", "", t("Quiet hours for push")));
     const on = element("input");
@@ -189,6 +199,7 @@
         ? { start: form.elements.quiet_start.value, end: form.elements.quiet_end.value }
         : null,
       time_zone: form.elements.time_zone.value.trim() || "UTC",
+      language: form.elements.language.value,
     };
   }
 
