@@ -100,3 +100,26 @@ def test_the_digest_is_written_in_the_active_language(alice):
     assert digest.message(alice, rows, "https://example.com").subject == (
         "2 notifications you have not seen"
     )
+
+
+@pytest.mark.django_db
+def test_a_tasks_notice_is_written_in_its_recipients_language(alice, bob):
+    from types import SimpleNamespace
+
+    from notifications.celery import signals
+    from notifications.limits import TITLE_MAX
+    from notifications.models import Preference
+
+    Preference.objects.create(user=bob, language="zh-hans")
+    task = SimpleNamespace(notify_title="Export", name="tasks.export")
+    for user, finished, failed in (
+        (alice, "Export finished", "Export failed"),
+        (bob, "Export 已完成", "Export 失败"),
+    ):
+        with signals.in_language_of(user.pk):
+            assert signals.outcome_fields(task, "t-1", "SUCCESS", None)["title"] == finished
+            assert signals.outcome_fields(task, "t-1", "FAILURE", None)["title"] == failed
+    long = SimpleNamespace(notify_title="x" * 500, name="tasks.long")
+    with signals.in_language_of(bob.pk):
+        title = signals.outcome_fields(long, "t-2", "SUCCESS", None)["title"]
+    assert len(title) <= TITLE_MAX and title.endswith(" 已完成")

@@ -7,14 +7,12 @@ completion handler skips a cancelled task (signals.py), and Celery's
 """
 
 from celery import current_app
+from django.utils.translation import gettext
 
 from notifications import flush
 from notifications.celery import fanout_state, owners
-from notifications.celery.reporting import task_title
-from notifications.celery.signals import forget_progress, notify_once
-from notifications.limits import TITLE_MAX, shorten
-
-SUFFIX = " cancelled"
+from notifications.celery.reporting import task_title, titled
+from notifications.celery.signals import forget_progress, in_language_of, notify_once
 
 
 def title_of(task_id: str, task_name: str) -> str:
@@ -22,7 +20,7 @@ def title_of(task_id: str, task_name: str) -> str:
     name = fanout_state.title(task_id)
     if name is None:
         name = task_title(task) if task is not None else task_name.rsplit(".", 1)[-1]
-    return shorten(str(name), TITLE_MAX - len(SUFFIX)) + SUFFIX
+    return titled(gettext("{title} cancelled"), str(name))
 
 
 def cancel(task_id: str, by_user_id: int | None = None) -> bool:
@@ -41,7 +39,9 @@ def cancel(task_id: str, by_user_id: int | None = None) -> bool:
     parts = fanout_state.cancel(task_id)
     # A terminated task never reaches the completion handler that would clear its bar.
     forget_progress(user_id, task_id)
-    fields = {"title": title_of(task_id, task_name), "body": "", "url": "", "level": "warning"}
+    with in_language_of(user_id):
+        title = title_of(task_id, task_name)
+    fields = {"title": title, "body": "", "url": "", "level": "warning"}
     notify_once(user_id, fields, task_id, task_name)
     flush()
     current_app.control.revoke([task_id, *parts], terminate=True, signal="SIGTERM")

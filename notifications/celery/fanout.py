@@ -29,13 +29,14 @@ from typing import Any
 from celery import group, states
 from celery.canvas import Signature
 from celery.signals import task_postrun
+from django.utils.translation import gettext
 from redis.exceptions import RedisError
 
 from notifications import flush, limits
 from notifications.celery import fanout_state, owners
 from notifications.celery.fanout_state import Tally
-from notifications.celery.reporting import UserError, as_user_id
-from notifications.celery.signals import forget_progress, notify_once
+from notifications.celery.reporting import UserError, as_user_id, titled
+from notifications.celery.signals import forget_progress, in_language_of, notify_once
 from notifications.limits import BODY_MAX, TITLE_MAX, shorten
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,20 @@ def readable_reason(state: str, retval: Any) -> str:
 
 def final_fields(job: Tally) -> dict:
     if not job.failed:
-        return {"title": job.title + " done", "body": "", "url": "", "level": "success"}
-    reason = job.reason or f"Something went wrong on our side. Reference: {job.job_id}."
-    body = f"{job.failed} of {job.total} failed: {reason}"
+        return {
+            "title": titled(gettext("{title} done"), job.title),
+            "body": "",
+            "url": "",
+            "level": "success",
+        }
+    reason = job.reason or gettext(
+        "Something went wrong on our side. Reference: {task_id}."
+    ).format(task_id=job.job_id)
+    body = gettext("{failed} of {total} failed: {reason}").format(
+        failed=job.failed, total=job.total, reason=reason
+    )
     return {
-        "title": job.title + " failed",
+        "title": titled(gettext("{title} failed"), job.title),
         "body": shorten(body, BODY_MAX),
         "url": "",
         "level": "error",
@@ -97,7 +107,9 @@ def finish(job: Tally) -> None:
     """The job's one notice, its bar gone first; the dedupe key (the job id's, as
     a cancel's) keeps a part delivered twice from sending a second."""
     forget_progress(job.user_id, job.job_id)
-    notify_once(job.user_id, final_fields(job), job.job_id, job.title)
+    with in_language_of(job.user_id):
+        fields = final_fields(job)
+    notify_once(job.user_id, fields, job.job_id, job.title)
     fanout_state.delete(job.job_id)
 
 

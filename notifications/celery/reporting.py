@@ -8,7 +8,7 @@ from celery import Task, current_task
 
 from notifications import send_progress
 from notifications.celery import fanout_state
-from notifications.limits import INT_MAX
+from notifications.limits import INT_MAX, TITLE_MAX, shorten
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,13 @@ def task_title(task: Task) -> str:
         return title
     name = task.name.rsplit(".", 1)[-1].replace("_", " ")
     return name[:1].upper() + name[1:]
+
+
+def titled(template: str, name: str) -> str:
+    """A translated `template` ("{title} finished") around a task's `name`,
+    the name shortened so that the whole title fits TITLE_MAX."""
+    budget = TITLE_MAX - (len(template) - len("{title}"))
+    return template.replace("{title}", shorten(name, budget))
 
 
 def report_progress(percent: float, message: str = "") -> None:

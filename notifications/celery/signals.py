@@ -26,17 +26,24 @@ from typing import Any
 
 from celery import states
 from celery.signals import task_postrun, worker_process_shutdown
+from django.utils import translation
+from django.utils.translation import gettext
 from redis.exceptions import RedisError
 
-from notifications import flush, notify, progress_state, validation
+from notifications import flush, notify, preferences, progress_state, validation
 from notifications.celery import fanout_state
 from notifications.celery.owners import was_cancelled
-from notifications.celery.reporting import UserError, as_user_id, task_title, user_argument
+from notifications.celery.reporting import (
+    UserError,
+    as_user_id,
+    task_title,
+    titled,
+    user_argument,
+)
 from notifications.limits import (
     BODY_MAX,
     DEDUPE_KEY_MAX,
     TASK_ID_MAX,
-    TITLE_MAX,
     URL_MAX,
     shorten,
 )
@@ -57,29 +64,37 @@ def success_details(retval: Any) -> tuple[str, str]:
 def failure_body(exc: Any, task_id: str) -> str:
     if isinstance(exc, UserError):
         return str(exc)
-    return f"Something went wrong on our side. Reference: {task_id}."
+    return gettext("Something went wrong on our side. Reference: {task_id}.").format(
+        task_id=task_id
+    )
 
 
 def outcome_fields(task: Any, task_id: str, state: str, retval: Any) -> dict:
     """The notice's title, body, url and level, within the limits notify() enforces.
 
     A title, message or url can be any length, and the notice must still be
-    saved: the title keeps its " finished"/" failed", the body is shortened,
+    saved: the title keeps its "finished"/"failed", the body is shortened,
     and a url that does not fit, or that the link rule refuses
     (validation.link), is left out: the notice is kept without its link.
     """
     if state == states.SUCCESS:
         body, url = success_details(retval)
-        level, suffix = "success", " finished"
+        level, template = "success", gettext("{title} finished")
     else:
         body, url = failure_body(retval, task_id), ""
-        level, suffix = "error", " failed"
+        level, template = "error", gettext("{title} failed")
     return {
-        "title": shorten(str(task_title(task)), TITLE_MAX - len(suffix)) + suffix,
+        "title": titled(template, str(task_title(task))),
         "body": shorten(body, BODY_MAX),
         "url": url if len(url) <= URL_MAX and validation.link(url) else "",
         "level": level,
     }
+
+
+def in_language_of(user_id: int) -> translation.override:
+    """Write a task's notice in its recipient's language (their preference, or
+    the site's LANGUAGE_CODE): one query, once per task."""
+    return translation.override(preferences.language_of(user_id))
 
 
 def notify_once(user_id: int, fields: dict, task_id: str, task_name: str) -> None:
@@ -121,7 +136,9 @@ def notify_outcome(
     forget_progress(user_id, task_id)
     if was_cancelled(task_id):
         return  # its one notice, "… cancelled", is saved already
-    notify_once(user_id, outcome_fields(task, task_id, state, retval), task_id, task.name)
+    with in_language_of(user_id):
+        fields = outcome_fields(task, task_id, state, retval)
+    notify_once(user_id, fields, task_id, task.name)
 
 
 def forget_progress(user_id: int, task_id: str) -> None:
