@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from notifications import limits
 from notifications.conf import app_settings
@@ -306,7 +307,7 @@ def _quiet_hours(value: Any) -> tuple[time | None, time | None]:
         raise ValueError('quiet_hours must be null or {"start": "HH:MM", "end": "HH:MM"}')
     start, end = (_clock(name, value[name]) for name in ("start", "end"))
     if start == end:
-        raise ValueError("quiet_hours start and end must differ")
+        raise ValueError(gettext("quiet_hours start and end must differ"))
     return start, end
 
 
@@ -314,7 +315,9 @@ def _clock(name: str, value: Any) -> time:
     match = CLOCK.fullmatch(value) if isinstance(value, str) else None
     if not match:
         raise ValueError(
-            f"quiet_hours {name} must be a 24-hour time HH:MM, not {limits.shown(value)}"
+            gettext("quiet_hours {name} must be a 24-hour time HH:MM, not {value}").format(
+                name=name, value=limits.shown(value)
+            )
         )
     return time(int(match[1]), int(match[2]))
 
@@ -346,7 +349,8 @@ def _zone(name: str) -> tzinfo:
 def _time_zone(value: Any) -> str:
     if not isinstance(value, str) or value not in _time_zones():
         raise ValueError(
-            f"time_zone must be an IANA time zone name such as 'Europe/Berlin', "
-            f"not {limits.shown(value)}"
+            gettext(
+                "time_zone must be an IANA time zone name such as 'Europe/Berlin', not {value}"
+            ).format(value=limits.shown(value))
         )
     return value

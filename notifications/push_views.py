@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 from redis.exceptions import RedisError
 
@@ -27,7 +28,7 @@ def presence_view(request: HttpRequest) -> JsonResponse:
     try:
         online = presence.is_online(request.user.pk)
     except RedisError:
-        return error("presence is unavailable; retry later", status=503)
+        return error(gettext("presence is unavailable; retry later"), status=503)
     return JsonResponse({"online": online})
 
 
@@ -39,9 +40,9 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
     if request.method == "GET":
         return JsonResponse({"enabled": push.enabled(), "devices": push.devices(request.user.pk)})
     if not push.enabled():
-        return error("push is not configured on this server", status=404)
+        return error(gettext("push is not configured on this server"), status=404)
     if len(request.body) > BODY_MAX_BYTES:
-        return error("the subscription is too large")
+        return error(gettext("the subscription is too large"))
     try:
         data = json.loads(request.body)
         subscription = push.subscribe(request.user.pk, data, request.headers.get("User-Agent", ""))
@@ -49,7 +50,9 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
         return error(str(exc), status=409)
     except (ValueError, RecursionError) as exc:  # json errors are ValueErrors too
         unreadable = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
-        return error("send the subscription as JSON" if isinstance(exc, unreadable) else str(exc))
+        return error(
+            gettext("send the subscription as JSON") if isinstance(exc, unreadable) else str(exc)
+        )
     return JsonResponse({"id": subscription.pk}, status=201)
 
 
@@ -58,7 +61,7 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
 def subscription(request: HttpRequest, subscription_id: int) -> JsonResponse:
     # Another user's device answers exactly as a missing one does.
     if not push.unsubscribe(request.user.pk, subscription_id):
-        return error("no such device", status=404)
+        return error(gettext("no such device"), status=404)
     return JsonResponse({"id": subscription_id, "deleted": True})
 
 

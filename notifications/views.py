@@ -13,6 +13,7 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from redis.exceptions import RedisError
@@ -31,7 +32,7 @@ def api_login_required(view: Callable[..., JsonResponse]) -> Callable[..., JsonR
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> JsonResponse:
         if not request.user.is_authenticated:
-            return JsonResponse({"error": "login required"}, status=401)
+            return JsonResponse({"error": gettext("login required")}, status=401)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -51,7 +52,11 @@ def whole_number(request: HttpRequest, name: str) -> int | None:
     if value is None:
         return None
     if not value.isascii() or not value.isdigit():
-        raise ValueError(f"'{name}' must be a non-negative integer, not {limits.shown(value)}")
+        raise ValueError(
+            gettext("'{name}' must be a non-negative integer, not {value}").format(
+                name=name, value=limits.shown(value)
+            )
+        )
     return int(value)
 
 
@@ -86,7 +91,7 @@ def mark_one_read(request: HttpRequest, notification_id: int) -> JsonResponse:
     user_id = request.user.pk
     # Another user's notification answers exactly as a missing one does.
     if not inbox.owns(user_id, notification_id):
-        return error("no such notification", status=404)
+        return error(gettext("no such notification"), status=404)
     reads.mark_read(user_id, [notification_id])
     return JsonResponse(
         {"id": notification_id, "read": True, "unread": inbox.unread_count(user_id)}
@@ -110,9 +115,9 @@ def task_progress(request: HttpRequest, task_id: str) -> JsonResponse:
         state = progress_state.of(request.user.pk, task_id)
         stalled = state is not None and bool(progress_state.stalled(request.user.pk, [task_id]))
     except RedisError:
-        return error("progress is unavailable; retry later", status=503)
+        return error(gettext("progress is unavailable; retry later"), status=503)
     if state is None:
-        return error("no such running task", status=404)
+        return error(gettext("no such running task"), status=404)
     return JsonResponse(
         {
             "task_id": task_id,
@@ -131,7 +136,7 @@ def ticket(request: HttpRequest) -> JsonResponse:
     try:
         ticket = tickets.issue(request)
     except RedisError:  # the socket could not be opened now either
-        return error("the notification service is unavailable; retry later", status=503)
+        return error(gettext("the notification service is unavailable; retry later"), status=503)
     return JsonResponse({"ticket": ticket, "expires_in": app_settings.TICKET_TTL})
 
 
@@ -144,7 +149,7 @@ def user_preferences(request: HttpRequest) -> JsonResponse:
         try:
             payload = json.loads(request.body)
         except (ValueError, RecursionError):
-            return error("the body must be JSON")
+            return error(gettext("the body must be JSON"))
         try:
             return JsonResponse(preferences.set_preferences(request.user.pk, payload))
         except ValueError as exc:

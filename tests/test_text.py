@@ -123,3 +123,15 @@ def test_a_tasks_notice_is_written_in_its_recipients_language(alice, bob):
     with signals.in_language_of(bob.pk):
         title = signals.outcome_fields(long, "t-2", "SUCCESS", None)["title"]
     assert len(title) <= TITLE_MAX and title.endswith(" 已完成")
+
+
+@pytest.mark.django_db
+def test_the_apis_errors_follow_the_active_language(client, alice):
+    from django.urls import reverse
+
+    url = reverse("notifications:list")
+    with translation.override("zh-hans"):
+        assert client.get(url).json() == {"error": "需要登录"}
+        client.force_login(alice)
+        assert "必须是非负整数" in client.get(url, {"after": "x"}).json()["error"]
+    assert "must be a non-negative integer" in client.get(url, {"after": "x"}).json()["error"]
