@@ -1,5 +1,6 @@
 """The WebSocket endpoint: relays a user's notifications to their browser tabs."""
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -31,7 +32,38 @@ CLOSE_UNAUTHENTICATED = 4401  # log in again; do not retry
 CLOSE_UNAVAILABLE = 4503  # the server cannot reach Redis; retry later
 CLOSE_RATE_LIMITED = 4008  # the client sent frames faster than allowed
 CLOSE_TOO_MANY_SOCKETS = 4429  # the user has too many sockets open; close other tabs
-# An oversized frame is closed with 1009 by the protocol layer (daphne_patches.py).
+# An oversized frame is closed with 1009 by the protocol layer (daphne_patches.py,
+# uvicorn's ws_max_size), and by receive() under a server that let it through.
+CLOSE_TOO_BIG = 1009
+
+
+class SlowReader(Exception):
+    """The server could not hand a message to the client in WS_SLOW_SECONDS."""
+
+
+def bounded(send):
+    """The server's `send`, failing with SlowReader when one call waits longer than
+    WS_SLOW_SECONDS. Under a server that applies backpressure (uvicorn waits
+    while the client's socket is full) this bounds a client that stopped
+    reading; Daphne buffers instead, and daphne_patches.py watches its buffer."""
+
+    async def send_within(message: dict) -> None:
+        try:
+            async with asyncio.timeout(app_settings.WS_SLOW_SECONDS):
+                await send(message)
+        except TimeoutError:
+            raise SlowReader from None
+
+    return send_within
+
+
+def too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
+    """Over WS_MAX_MESSAGE_BYTES: a server with a larger frame limit let it through."""
+    limit = app_settings.WS_MAX_MESSAGE_BYTES
+    if bytes_data is not None:
+        return len(bytes_data) > limit
+    # A character is at most 4 bytes of UTF-8: encode only what could be over.
+    return text_data is not None and len(text_data) * 4 > limit and len(text_data.encode()) > limit
 
 
 class NotificationConsumer(AsyncWebsocketConsumer):
@@ -57,7 +89,11 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         # Whatever ends the socket (a close, an error in a handler, the server
         # cancelling it at shutdown), it leaves its group and the gauge.
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, bounded(send))
+        except SlowReader:
+            # The client stopped reading; it catches up from the database when it reconnects.
+            log.warning("closed a socket whose client stopped reading")
+            metrics.inc("notifications_slow_sockets_closed_total")
         except RedisError as exc:
             # The channel layer lost its Redis (it died, or failed over to a
             # replica): this socket's group membership and queued messages may
@@ -248,6 +284,9 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             return self.frames.take()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if too_big(text_data, bytes_data):
+            await self.close(code=CLOSE_TOO_BIG)
+            return
         if not await self._take_frame():
             await self._refuse("rate_limited", "too many frames; reconnect later")
             await self.close(code=CLOSE_RATE_LIMITED)
@@ -312,6 +351,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             if len(text.encode()) > limits.FRAME_MAX_BYTES:
                 text = messages.wire(messages.fitted(message))
             await self.send(text_data=text)
+        except SlowReader:
+            raise  # the socket's end, not one message's
         except Exception as exc:
             log.warning("could not send a %s message: %r", message.get("type"), exc)
             metrics.inc("notifications_send_failures_total")

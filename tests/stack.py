@@ -51,7 +51,8 @@ class Stack:
 
     `env` adds settings for every process of the stack; with `shards=2` the
     channel layer is sharded over two Redis servers (the first is also the broker);
-    `workers` is how many Daphnes the first one runs behind its port. An `env`
+    `workers` is how many Daphnes the first one runs behind its port; `server`
+    is the ASGI server config.serve runs ("daphne" or "uvicorn"). An `env`
     naming REDIS_SENTINELS gets no Redis of the stack's own: the settings take
     the layer, the broker and the app's Redis from the sentinels.
     """
@@ -64,6 +65,7 @@ class Stack:
         env: dict[str, str] | None = None,
         shards: int = 1,
         workers: int = 1,
+        server: str = "daphne",
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,7 @@ class Stack:
         self.redis_url = redis_url
         self.shards = shards
         self.workers = workers
+        self.server = server
         self.database: PostgresDatabase | None = None
         self.ports: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen] = {}
@@ -205,9 +208,15 @@ class Stack:
             command = [sys.executable, "-m", "daphne", "config.asgi:application"]
         else:
             command = [sys.executable, "-m", "config.serve", "--workers", str(workers)]
+            command += ["--server", self.server]
         self._spawn(name, [*command, "-b", "127.0.0.1", "-p", str(port)])
+        listening = (
+            "Uvicorn running on"
+            if self.server == "uvicorn" and not plain
+            else ("Listening on TCP address")
+        )
         wait_for(
-            lambda: self.log(name).count("Listening on TCP address") >= workers,
+            lambda: self.log(name).count(listening) >= workers,
             30,
             f"{name} to listen",
         )

@@ -196,3 +196,15 @@ async def test_a_late_event_for_a_notification_the_client_has_is_not_sent_again(
     await get_channel_layer().group_send(user_group(alice.pk), late)
     second = await anotify(alice, "New")
     assert (await communicator.receive_json_from(timeout=5))["id"] == second.pk
+
+
+@pytest.mark.parametrize("frame", ["x" * (64 * 1024 + 1), "é" * (32 * 1024 + 1)])
+async def test_a_frame_over_the_limit_a_server_let_through_is_closed_with_1009(
+    sockets, alice, frame
+):
+    # Daphne (patched) and uvicorn (ws_max_size) stop such a frame themselves;
+    # plain uvicorn takes up to 16 MiB, and the consumer closes it then.
+    communicator, _, _ = await sockets(alice)
+    await communicator.receive_json_from(timeout=5)
+    await communicator.send_to(text_data=frame)
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}
