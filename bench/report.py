@@ -161,6 +161,22 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def servers(results: dict) -> str:
+    """Ours on Daphne against ours on uvicorn, for sizes that ran both (--kinds
+    ours,uvicorn): the same rows, uvicorn in the second column."""
+    lines = []
+    for size in results["sizes"]:
+        if "ours" not in size or "uvicorn" not in size:
+            continue
+        lines.append(f"\n{size['users']:,} users: Daphne against uvicorn")
+        header = f"{'':36} {'Daphne':>14} {'uvicorn':>14} {'uvicorn/Daphne':>14}"
+        lines += [header, "-" * len(header)]
+        for label, daphne, uvicorn, ratio in rows({**size, "tutorial": size["uvicorn"]}):
+            shown = _ratio(uvicorn, daphne) if ratio else ""
+            lines.append(f"{label:36} {_fmt(daphne):>14} {_fmt(uvicorn):>14} {shown:>14}")
+    return "\n".join(lines)
+
+
 def comparison(results: dict) -> str:
     """PostgreSQL against SQLite (and the tutorial) in one run of `--database both`:
     the ratios issue 11 sets targets for."""

@@ -29,7 +29,16 @@ from bench.stack import BASE_DIR, Daphne, RedisServer, bench_env, create_users
 from config.postgres_database import DEFAULT_SERVER, PostgresDatabase, answers
 
 monotonic = time.monotonic
-PATHS = {"ours": "/ws/notifications/", "tutorial": "/ws/tutorial/"}
+PATHS = {"ours": "/ws/notifications/", "uvicorn": "/ws/notifications/", "tutorial": "/ws/tutorial/"}
+# "uvicorn" is ours on the other tested server (notifications.serve --server uvicorn).
+SERVERS = {"ours": "daphne", "uvicorn": "uvicorn"}
+
+
+def publishing(kind: str) -> str:
+    """How the publishers send for `kind`: notify() for ours on either server."""
+    return "tutorial" if kind == "tutorial" else "ours"
+
+
 # The latency target: a rate counts as sustained only with no loss and p99 under it.
 P99_TARGET_MS = 50.0
 
@@ -175,9 +184,14 @@ class Run:
         log(f"[{self.size} users] {kind}: starting Daphne")
         self.flush_redis()
         env = {**self.env, "BENCH_TUTORIAL_GC": "1"} if kind == "tutorial" else self.env
-        if kind == "ours":
+        if kind in SERVERS:
             daphne = Daphne(
-                self.workdir, env, f"{kind}-{self.size}", "config.serve", self.args.serve_workers
+                self.workdir,
+                env,
+                f"{kind}-{self.size}",
+                "config.serve",
+                self.args.serve_workers,
+                server=SERVERS[kind],
             )
         else:
             daphne = Daphne(self.workdir, env, f"{kind}-{self.size}", "daphne")
@@ -334,7 +348,16 @@ class Run:
         phase = self.next_phase()
         seconds = self.args.ceiling_seconds
         reply = self.publishers[0].call(
-            "rate", kind, phase, 0, seconds, self.targets, 0, 1, phase, timeout=seconds * 3 + 60
+            "rate",
+            publishing(kind),
+            phase,
+            0,
+            seconds,
+            self.targets,
+            0,
+            1,
+            phase,
+            timeout=seconds * 3 + 60,
         )
         calls = sorted(reply["calls"])
         result = {
@@ -356,7 +379,17 @@ class Run:
         replies = all_call(
             self.publishers,
             [
-                ("rate", kind, phase, 0, seconds, self.targets, i, count, phase * 100 + i)
+                (
+                    "rate",
+                    publishing(kind),
+                    phase,
+                    0,
+                    seconds,
+                    self.targets,
+                    i,
+                    count,
+                    phase * 100 + i,
+                )
                 for i in range(count)
             ],
             timeout=seconds * 3 + 60,
@@ -383,7 +416,7 @@ class Run:
         for mode in ("idle", "busy"):
             phase = self.next_phase()
             reply = self.publishers[0].call(
-                "rate", kind, phase, 200, 4.0, self.targets, 0, 1, phase, mode == "busy"
+                "rate", publishing(kind), phase, 200, 4.0, self.targets, 0, 1, phase, mode == "busy"
             )
             result[mode] = self.deliveries(phase, reply["sent"])
         for q in ("p50_ms", "p90_ms", "p99_ms"):
@@ -408,7 +441,7 @@ class Run:
             [
                 (
                     "rate",
-                    kind,
+                    publishing(kind),
                     phase,
                     rate / count,
                     duration,
@@ -445,7 +478,9 @@ class Run:
 
     def broadcast(self, kind: str) -> dict:
         phase = self.next_phase()
-        reply = self.publishers[0].call("broadcast", kind, phase, self.user_ids, timeout=300)
+        reply = self.publishers[0].call(
+            "broadcast", publishing(kind), phase, self.user_ids, timeout=300
+        )
         # Sent to every user (ours through notify_all); expected at every open socket.
         records = self.collect(phase, len(self.targets), timeout=30)
         reached = {user_id: latency for _, _, user_id, latency in records}
@@ -540,7 +575,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-steps", type=int)
     parser.add_argument("--clients", type=int, help="client processes")
     parser.add_argument("--publishers", type=int, help="publisher processes")
-    parser.add_argument("--kinds", default="ours,tutorial")
+    parser.add_argument(
+        "--kinds",
+        default="ours,tutorial",
+        help="ours (Daphne), uvicorn (ours on uvicorn), tutorial; e.g. ours,uvicorn,tutorial",
+    )
     parser.add_argument(
         "--serve-workers",
         type=int,
@@ -635,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(report.table(results))
     print(report.comparison(results))
+    print(report.servers(results))
     print(f"\nJSON: {args.out}")
     if args.plots:
         for path in report.plots(results, args.plots):

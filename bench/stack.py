@@ -118,10 +118,17 @@ class Daphne:
     """
 
     def __init__(
-        self, workdir: Path, env: dict[str, str], name: str, module: str, workers: int = 1
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        name: str,
+        module: str,
+        workers: int = 1,
+        server: str = "daphne",
     ) -> None:
         self.module = module
         self.workers = workers
+        self.server = server
         self.port = free_port()
         self.log_path = workdir / f"daphne-{name}.log"
         self.env = env
@@ -132,6 +139,17 @@ class Daphne:
         return f"http://{HOST}:{self.port}"
 
     def listen_args(self) -> list[str]:
+        if self.server != "daphne":  # config.serve --server uvicorn (its backlog: 2048)
+            return [
+                "--server",
+                self.server,
+                "--workers",
+                str(self.workers),
+                "-b",
+                HOST,
+                "-p",
+                str(self.port),
+            ]
         if self.workers > 1:  # config.serve binds once, with a backlog of 1024
             return ["--workers", str(self.workers), "-b", HOST, "-p", str(self.port)]
         # Twisted listens with a backlog of 50 by default; a reconnect storm
@@ -139,7 +157,8 @@ class Daphne:
         return ["-e", f"tcp:port={self.port}:interface={HOST}:backlog=1024"]
 
     def listening(self) -> bool:
-        return self.log_path.read_text(errors="replace").count("Listening on") >= self.workers
+        line = "Uvicorn running on" if self.server == "uvicorn" else "Listening on"
+        return self.log_path.read_text(errors="replace").count(line) >= self.workers
 
     def start(self, timeout: float = 30) -> "Daphne":
         with open(self.log_path, "ab") as log:
