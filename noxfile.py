@@ -1,9 +1,10 @@
 """The version matrix: the supported Django × Python pairs, and the oldest and the
 newest releases of everything else, each on the fast tier of the suite (real
-Redis, Daphne, Celery and Chromium, as `make test`). `make matrix` runs it all,
-`make matrix SESSIONS="oldest"` one session; the README's "Supported versions"
-is the table this file tests. The main combination (requirements/, Python 3.11,
-Django 5.2) runs everything in `make test-all`.
+Redis, Daphne, Celery and Chromium, as `make test`); the Django sessions also
+install the built wheel beside their Django in a new project (tests/test_package.py).
+`make matrix` runs it all, `make matrix SESSIONS="oldest"` one session; the
+README's "Supported versions" is the table this file tests. The main combination
+(requirements/, Python 3.11, Django 5.2) runs everything in `make test-all`.
 """
 
 import nox
@@ -12,6 +13,8 @@ nox.options.error_on_missing_interpreters = True
 nox.options.reuse_venv = "yes"
 
 FAST_TIER = ("-m", "not slow and not bench and not package")
+# The fast tier and the package test: the wheel installed beside that Django in a new project.
+WITH_PACKAGE = ("-m", "not slow and not bench")
 # Django's own Python support: 6.0 and 6.1 need 3.12.
 PAIRS = [
     ("3.11", "5.2"),
@@ -46,7 +49,8 @@ def django(session: nox.Session, django: str) -> None:
     """The pinned requirements with this Django (its newest patch release)."""
     session.install("-r", "requirements/dev.txt")
     session.install(f"Django~={django}.0")
-    run_suite(session, *FAST_TIER)
+    session.env["PACKAGE_TEST_DJANGO"] = f"Django~={django}.0"
+    run_suite(session, *WITH_PACKAGE)
 
 
 @nox.session(python="3.11")
