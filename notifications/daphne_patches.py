@@ -58,7 +58,9 @@ def install() -> None:
         else:
             # Daphne's Server.run() builds its factory from this module-level name.
             daphne.server.WebSocketFactory = NotificationsWebSocketFactory
-    if Server.kill_all_applications is not kill_all_applications:
+    if not hasattr(Server, "kill_all_applications"):
+        probes.skipped(LIBRARY, "the shutdown fix", ["Server.kill_all_applications"])
+    elif Server.kill_all_applications is not kill_all_applications:
         if shutdown_skips_upgraded_sockets():
             probes.not_needed(LIBRARY, "cancels every socket at shutdown")
         else:

@@ -4,7 +4,7 @@ Both read kombu internals, so `install()` (run by the app's ready()) checks
 what it hooks into first (notifications/probes.py): a change whose hooks a kombu
 release lacks is left out with a WARNING, the outage fix is left out with an
 INFO line where kombu no longer shows the bug, and no import ever fails.
-Checked against kombu 5.5, 5.6 and 5.7.
+Read against kombu 5.5 and 5.7.
 
 ## A heartbeat for the tasks a live worker holds
 
@@ -64,9 +64,8 @@ def held_tags(qos: redis_transport.QoS) -> list[str]:
 
 def refresh(channel: redis_transport.Channel) -> int:
     """Re-score the channel's held tags with the current time; returns how many."""
-    qos = getattr(
-        channel, "_qos", None
-    )  # None on a channel that never consumed (`.qos` would create one)
+    # None on a channel that never consumed (`.qos` would create one).
+    qos = getattr(channel, "_qos", None)
     tags = held_tags(qos) if qos is not None else []
     if not tags:
         return 0
@@ -85,7 +84,7 @@ def beat(cycle: redis_transport.MultiChannelPoller) -> None:
             log.debug("heartbeat skipped: broker unreachable", exc_info=True)
 
 
-_register_with_event_loop = redis_transport.Transport.register_with_event_loop
+_register_with_event_loop = getattr(redis_transport.Transport, "register_with_event_loop", None)
 
 
 def register_with_heartbeat(self: redis_transport.Transport, connection: Any, loop: Any) -> None:
@@ -106,7 +105,7 @@ def register_with_heartbeat(self: redis_transport.Transport, connection: Any, lo
 
 # --- A worker that survives Redis going away ---
 
-_connparams = redis_transport.Channel._connparams
+_connparams = getattr(redis_transport.Channel, "_connparams", None)
 
 
 def _connparams_of_a_live_transport(
@@ -139,12 +138,14 @@ def heartbeat_hooks_missing() -> list[str]:
 def install() -> None:
     """Apply each change this kombu needs and can take; safe to call again."""
     transport, channel = redis_transport.Transport, redis_transport.Channel
-    if transport.register_with_event_loop is not register_with_heartbeat:
+    if getattr(transport, "register_with_event_loop", None) is not register_with_heartbeat:
         if lacking := heartbeat_hooks_missing():
             probes.skipped(LIBRARY, "the heartbeat of held tasks", lacking)
         else:
             transport.register_with_event_loop = register_with_heartbeat
-    if channel._connparams is not _connparams_of_a_live_transport:
+    if _connparams is None:
+        probes.skipped(LIBRARY, "the closed-channel fix", ["Channel._connparams"])
+    elif channel._connparams is not _connparams_of_a_live_transport:
         if closed_channel_crashes():
             channel._connparams = _connparams_of_a_live_transport
         else:
