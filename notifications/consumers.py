@@ -11,6 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
 from notifications import (
+    daphne_patches,
     groups,
     inbox,
     limits,
@@ -45,7 +46,10 @@ def bounded(send):
     """The server's `send`, failing with SlowReader when one call waits longer than
     WS_SLOW_SECONDS. Under a server that applies backpressure (uvicorn waits
     while the client's socket is full) this bounds a client that stopped
-    reading; Daphne buffers instead, and daphne_patches.py watches its buffer."""
+    reading; Daphne's send never waits (it buffers, and daphne_patches.py
+    watches the buffer), so it is used as it is."""
+    if daphne_patches.never_waits(send):
+        return send
 
     async def send_within(message: dict) -> None:
         try:

@@ -152,6 +152,13 @@ class NotificationsWebSocketFactory(WebSocketFactory):
         super().setProtocolOptions(failByDrop=False, **options)
 
 
+def never_waits(send: object) -> bool:
+    """Whether `send` is Daphne's (a partial of Server.handle_reply): it buffers and
+    returns at once, and NotificationsWebSocketProtocol bounds the buffer, so a
+    timeout around it would only cost a timer per message."""
+    return isinstance(getattr(getattr(send, "func", None), "__self__", None), Server)
+
+
 def unsent_bytes(transport: object) -> int:
     """Bytes a Twisted TCP transport holds that the kernel has not taken yet."""
     buffered = getattr(transport, "dataBuffer", b"")

@@ -171,8 +171,7 @@ def as_json(choices: Choices) -> dict[str, Any]:
 
 def language_of(user_id: int) -> str:
     """The language to write to this person in: their choice, or the site's."""
-    chosen = Preference.objects.filter(user_id=user_id).values_list("language", flat=True)
-    return chosen.first() or settings.LANGUAGE_CODE
+    return choices_of([user_id])[user_id].language_code
 
 
 def preferences_of(user_id: int) -> dict[str, Any]:

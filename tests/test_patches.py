@@ -170,3 +170,17 @@ async def test_a_channels_redis_without_its_hooks_gets_the_librarys_layer(
     await layer.send(channel, {"type": "hello"})
     assert await layer.receive(channel) == {"type": "hello"}
     await layer.close_pools()
+
+
+def test_daphnes_send_gets_no_timer_and_any_other_server_s_does():
+    import functools
+
+    from notifications import consumers
+
+    daphne_send = functools.partial(Server.__new__(Server).handle_reply, object())
+    assert consumers.bounded(daphne_send) is daphne_send  # it buffers; the protocol bounds it
+
+    async def waits(message):  # a server with backpressure, such as uvicorn
+        pass
+
+    assert consumers.bounded(waits) is not waits

@@ -86,7 +86,7 @@
 
   function describe(device) {
     const agent = device.user_agent || t("A browser");
-    const since = new Date(device.created_at).toLocaleDateString(document.documentElement.lang || undefined);
+    const since = new Date(device.created_at).toLocaleDateString(t.locale);
     const shown = agent.length > 60 ? agent.slice(0, 59) + "…" : agent;
     return t("{device} · since {date}", { device: shown, date: since });
   }

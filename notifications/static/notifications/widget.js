@@ -224,14 +224,14 @@
   function timeOf(iso) {
     const time = element("time", "nw-time", relativeTime(new Date(iso)));
     time.dateTime = iso;
-    time.title = new Date(iso).toLocaleString(config.language);
+    time.title = new Date(iso).toLocaleString(t.locale);
     return time;
   }
 
   function relativeTime(date) {
     const seconds = Math.round((date.getTime() - Date.now()) / 1000);
     if (Math.abs(seconds) < 45) return t("just now");
-    const format = new Intl.RelativeTimeFormat(config.language, { numeric: "auto" });
+    const format = new Intl.RelativeTimeFormat(t.locale, { numeric: "auto" });
     for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
       if (Math.abs(seconds) >= size || unit === "minute") {
         return format.format(Math.round(seconds / size), unit);
