@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     # Where browsers open the notification socket (notifications.routing).
     "WS_PATH": "ws/notifications/",
     # Seconds a sync notify()'s push may take before it is logged as failed;
-    # also what flush() waits, and what a caller waits once 10,000 are queued.
+    # flush() waits a second more; a caller waits this long once 10,000 are queued.
     "SEND_TIMEOUT": 5.0,
     # Seconds a running task's latest progress is kept after its last report, so
     # a page that loads or reconnects mid-task shows its bar (progress_state.py).

@@ -196,7 +196,7 @@ def set_digest(user_id: int, digest: str) -> None:
 def check_row(channels: Any, quiet_start: time | None, quiet_end: time | None, zone: Any) -> None:
     """The API's rules for a row edited elsewhere (the admin); raises ValueError."""
     if not isinstance(channels, dict) or not set(channels) <= {"levels", "kinds"}:
-        raise ValueError('channels must be {"levels": {...}, "kinds": {...}}')
+        raise ValueError(gettext('channels must be {"levels": {...}, "kinds": {...}}'))
     _checked(
         {
             "levels": channels.get("levels", {}),
@@ -216,17 +216,23 @@ def _hhmm(value: time | None) -> str | None:
 
 def _checked(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise ValueError("preferences must be a JSON object")
+        raise ValueError(gettext("preferences must be a JSON object"))
     unknown = set(payload) - set(FIELDS) - set(OPTIONAL_FIELDS) - {"critical", "languages"}
     if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise ValueError(
+            gettext("unknown field(s): {names}").format(names=", ".join(sorted(unknown)))
+        )
     missing = [name for name in FIELDS if name not in payload]
     if missing:
-        raise ValueError(f"missing field(s): {', '.join(missing)}")
+        raise ValueError(gettext("missing field(s): {names}").format(names=", ".join(missing)))
     levels = _channel_map("levels", payload["levels"], _level)
     for level in critical_levels():
         if set(levels.get(level, CHANNELS)) != set(CHANNELS):
-            raise ValueError(f"level {limits.shown(level)} is critical and cannot be muted")
+            raise ValueError(
+                gettext("level {level} is critical and cannot be muted").format(
+                    level=limits.shown(level)
+                )
+            )
     # A kind with every channel is the same as one not named: not kept, not counted
     # (the panel sends back each of the operator's NOTIFICATIONS_KINDS).
     kinds = {
@@ -235,11 +241,17 @@ def _checked(payload: Any) -> dict[str, Any]:
         if set(channels) != set(CHANNELS)
     }
     if len(kinds) > KINDS_MAX:
-        raise ValueError(f"at most {KINDS_MAX} kinds with fewer channels, not {len(kinds)}")
+        raise ValueError(
+            gettext("at most {most} kinds with fewer channels, not {count}").format(
+                most=KINDS_MAX, count=len(kinds)
+            )
+        )
     digest = payload["digest"]
     if digest not in Digest.values:
         raise ValueError(
-            f"digest must be one of {', '.join(Digest.values)}, not {limits.shown(digest)}"
+            gettext("digest must be one of {choices}, not {value}").format(
+                choices=", ".join(Digest.values), value=limits.shown(digest)
+            )
         )
     quiet_start, quiet_end = _quiet_hours(payload["quiet_hours"])
     checked = {
@@ -258,8 +270,9 @@ def _language(value: Any) -> str:
     codes = [code for code, _ in app_settings.LANGUAGES]
     if value != "" and value not in codes:
         raise ValueError(
-            f"language must be '' (the site's) or one of {', '.join(codes)}, "
-            f"not {limits.shown(value)}"
+            gettext("language must be '' (the site's) or one of {choices}, not {value}").format(
+                choices=", ".join(codes), value=limits.shown(value)
+            )
         )
     return value
 
@@ -267,7 +280,9 @@ def _language(value: Any) -> str:
 def _level(name: str) -> str:
     if name not in Level.values:
         raise ValueError(
-            f"unknown level {limits.shown(name)}: use one of {', '.join(Level.values)}"
+            gettext("unknown level {level}: use one of {choices}").format(
+                level=limits.shown(name), choices=", ".join(Level.values)
+            )
         )
     return name
 
@@ -275,25 +290,39 @@ def _level(name: str) -> str:
 def _kind(name: str) -> str:
     if len(name) > limits.KIND_MAX or not KIND_PATTERN.fullmatch(name):
         raise ValueError(
-            f"kind {limits.shown(name)} must be 1-{limits.KIND_MAX} characters "
-            "of a-z, 0-9, '.', '_', '-'"
+            gettext("kind {kind} must be 1-{most} characters of a-z, 0-9, '.', '_', '-'").format(
+                kind=limits.shown(name), most=limits.KIND_MAX
+            )
         )
     return name
 
 
 def _channel_map(what: str, value: Any, key: Any) -> dict[str, list[str]]:
     if not isinstance(value, dict):
-        raise ValueError(f"{what} must be an object of name -> list of channels")
+        raise ValueError(
+            gettext("{field} must be an object of name -> list of channels").format(field=what)
+        )
     checked = {}
     for name, channels in value.items():
         key(name)
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-            raise ValueError(f"{what}[{limits.shown(name)}] must be a list of channels")
+            raise ValueError(
+                gettext("{field}[{name}] must be a list of channels").format(
+                    field=what, name=limits.shown(name)
+                )
+            )
         unknown = [c for c in channels if c not in CHANNELS]
         if unknown:
             raise ValueError(
-                f"unknown channel {limits.shown(unknown[0])} in {what}[{limits.shown(name)}]: "
-                f"use {', '.join(CHANNELS)} (the inbox always applies)"
+                gettext(
+                    "unknown channel {channel} in {field}[{name}]: "
+                    "use {choices} (the inbox always applies)"
+                ).format(
+                    channel=limits.shown(unknown[0]),
+                    field=what,
+                    name=limits.shown(name),
+                    choices=", ".join(CHANNELS),
+                )
             )
         checked[name] = [c for c in CHANNELS if c in channels]
     return checked
@@ -303,7 +332,7 @@ def _quiet_hours(value: Any) -> tuple[time | None, time | None]:
     if value is None:
         return None, None
     if not isinstance(value, dict) or set(value) != {"start", "end"}:
-        raise ValueError('quiet_hours must be null or {"start": "HH:MM", "end": "HH:MM"}')
+        raise ValueError(gettext('quiet_hours must be null or {"start": "HH:MM", "end": "HH:MM"}'))
     start, end = (_clock(name, value[name]) for name in ("start", "end"))
     if start == end:
         raise ValueError(gettext("quiet_hours start and end must differ"))

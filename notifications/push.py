@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, transaction
+from django.utils.translation import gettext
 from redis.exceptions import RedisError
 
 from notifications import limits, preferences, presence, validation
@@ -76,11 +77,13 @@ def subscribe(user_id: int, data: object, user_agent: str = "") -> PushSubscript
         get_user_model().objects.select_for_update().filter(pk=user_id).exists()
         held = PushSubscription.objects.select_for_update().filter(endpoint=endpoint).first()
         if held and held.user_id != user_id and (held.p256dh, held.auth) != (p256dh, auth):
-            raise Taken("this endpoint is registered to another account")
+            raise Taken(gettext("this endpoint is registered to another account"))
         owned = PushSubscription.objects.filter(user_id=user_id).exclude(endpoint=endpoint)
         if owned.count() >= app_settings.PUSH_MAX_SUBSCRIPTIONS:
             raise ValueError(
-                f"at most {app_settings.PUSH_MAX_SUBSCRIPTIONS} devices; remove one first"
+                gettext("at most {count} devices; remove one first").format(
+                    count=app_settings.PUSH_MAX_SUBSCRIPTIONS
+                )
             )
         subscription, _ = PushSubscription.objects.update_or_create(
             endpoint=endpoint,
@@ -115,20 +118,20 @@ def devices(user_id: int) -> list[dict]:
 
 def _subscription_fields(data: object) -> tuple[str, str, str]:
     if not isinstance(data, dict):
-        raise ValueError("send the subscription as a JSON object")
+        raise ValueError(gettext("send the subscription as a JSON object"))
     endpoint, keys = data.get("endpoint"), data.get("keys")
     if not isinstance(endpoint, str) or not isinstance(keys, dict):
-        raise ValueError("'endpoint' (a string) and 'keys' (an object) are required")
+        raise ValueError(gettext("'endpoint' (a string) and 'keys' (an object) are required"))
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
     if not isinstance(p256dh, str) or not isinstance(auth, str):
-        raise ValueError("'keys' needs 'p256dh' and 'auth' strings")
+        raise ValueError(gettext("'keys' needs 'p256dh' and 'auth' strings"))
     endpoint = normal_endpoint(endpoint)
     check_endpoint(endpoint)
     public = _b64url("p256dh", p256dh, 100)
     if len(public) != 65 or public[0] != 4 or not _on_the_curve(public):
-        raise ValueError("'p256dh' must be an uncompressed P-256 public key (65 bytes)")
+        raise ValueError(gettext("'p256dh' must be an uncompressed P-256 public key (65 bytes)"))
     if len(_b64url("auth", auth, 50)) != 16:
-        raise ValueError("'auth' must be 16 bytes")
+        raise ValueError(gettext("'auth' must be 16 bytes"))
     return endpoint, p256dh.rstrip("="), auth.rstrip("=")
 
 
@@ -138,12 +141,12 @@ def normal_endpoint(endpoint: str) -> str:
     whitespace or control characters inside is refused."""
     endpoint = endpoint.strip()
     if any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in endpoint):
-        raise ValueError("'endpoint' has whitespace or control characters")
+        raise ValueError(gettext("'endpoint' has whitespace or control characters"))
     try:
         parts = urlsplit(endpoint)
         port = parts.port
     except ValueError:
-        raise ValueError("'endpoint' is not a URL") from None
+        raise ValueError(gettext("'endpoint' is not a URL")) from None
     scheme, host = parts.scheme.lower(), (parts.hostname or "")
     if "@" in parts.netloc or not host:
         return endpoint  # check_endpoint() says what is wrong
@@ -156,18 +159,24 @@ def check_endpoint(endpoint: str) -> None:
     to an address of the subscriber's choosing. The sender applies it again
     to every request it makes (HostCheckedSession)."""
     if len(endpoint) > ENDPOINT_MAX:
-        raise ValueError(f"'endpoint' is longer than {ENDPOINT_MAX} characters")
+        raise ValueError(
+            gettext("'endpoint' is longer than {count} characters").format(count=ENDPOINT_MAX)
+        )
     try:
         parts = urlsplit(endpoint)
         parts.port  # noqa: B018 (raises on a port that is not a number)
     except ValueError:
-        raise ValueError("'endpoint' is not a URL") from None
+        raise ValueError(gettext("'endpoint' is not a URL")) from None
     schemes = ("https", "http") if app_settings.PUSH_ALLOW_HTTP else ("https",)
     if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password:
-        raise ValueError("'endpoint' must be an https URL of a push service")
+        raise ValueError(gettext("'endpoint' must be an https URL of a push service"))
     host = parts.hostname.lower()
     if not any(host == h or host.endswith("." + h) for h in app_settings.PUSH_SERVICE_HOSTS):
-        raise ValueError(f"'endpoint' is not on a known push service ({limits.shown(host)})")
+        raise ValueError(
+            gettext("'endpoint' is not on a known push service ({host})").format(
+                host=limits.shown(host)
+            )
+        )
 
 
 def _on_the_curve(point: bytes) -> bool:
@@ -190,7 +199,7 @@ BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 def _b64url(name: str, value: str, max_length: int) -> bytes:
     # Python's decoder skips characters outside the alphabet; a key must not.
     if len(value) > max_length or not BASE64URL.fullmatch(value) or len(value.rstrip("=")) % 4 == 1:
-        raise ValueError(f"'{name}' is not base64url")
+        raise ValueError(gettext("'{name}' is not base64url").format(name=name))
     return base64.urlsafe_b64decode(value.rstrip("=") + "=" * (-len(value.rstrip("=")) % 4))
 
 

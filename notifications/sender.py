@@ -120,8 +120,10 @@ class _Sender:
             asyncio.run_coroutine_threadsafe(self._drain(), loop)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far is sent; False if that took too long."""
-        timeout = app_settings.SEND_TIMEOUT if timeout is None else timeout
+        """Wait until everything queued so far is sent or given up; False if that
+        took too long. A batch gives up after the send timeout, so by default this
+        waits a second longer: it sees the give-up rather than racing it."""
+        timeout = app_settings.SEND_TIMEOUT + 1.0 if timeout is None else timeout
         with self._lock:
             target = self._queued
             return self._changed.wait_for(lambda: self._done >= target, timeout)

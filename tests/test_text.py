@@ -135,3 +135,21 @@ def test_the_apis_errors_follow_the_active_language(client, alice):
         client.force_login(alice)
         assert "必须是非负整数" in client.get(url, {"after": "x"}).json()["error"]
     assert "must be a non-negative integer" in client.get(url, {"after": "x"}).json()["error"]
+
+
+def test_the_preferences_and_push_checks_answer_in_the_active_language(client, alice):
+    from django.urls import reverse
+
+    from notifications import push
+
+    client.force_login(alice)
+    url = reverse("notifications:preferences")
+    with translation.override("zh-hans"):
+        answer = client.put(url, "[]", content_type="application/json").json()
+        assert answer == {"error": "偏好设置必须是 JSON 对象"}
+        answer = client.put(url, '{"surprise": 1}', content_type="application/json").json()
+        assert answer["error"].startswith("未知字段：")
+        with pytest.raises(ValueError, match="不在已知的推送服务上"):
+            push.check_endpoint("https://push.example.org/x")
+    answer = client.put(url, "[]", content_type="application/json").json()
+    assert answer == {"error": "preferences must be a JSON object"}
