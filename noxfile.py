@@ -43,14 +43,21 @@ def run_suite(session: nox.Session, *marks: str) -> None:
     )
 
 
-@nox.session
-@nox.parametrize(("python", "django"), PAIRS, ids=[f"py{p}-django{d}" for p, d in PAIRS])
-def django(session: nox.Session, django: str) -> None:
-    """The pinned requirements with this Django (its newest patch release)."""
-    session.install("-r", "requirements/dev.txt")
-    session.install(f"Django~={django}.0")
-    session.env["PACKAGE_TEST_DJANGO"] = f"Django~={django}.0"
-    run_suite(session, *WITH_PACKAGE)
+def django_session(python: str, django: str) -> None:
+    """Define the session `django<version>-py<python>` (e.g. django6.1-py3.13)."""
+
+    @nox.session(python=python, name=f"django{django}-py{python}")
+    def run(session: nox.Session) -> None:
+        session.install("-r", "requirements/dev.txt")
+        session.install(f"Django~={django}.0")
+        session.env["PACKAGE_TEST_DJANGO"] = f"Django~={django}.0"
+        run_suite(session, *WITH_PACKAGE)
+
+    run.__doc__ = f"The pinned requirements with Django {django} (its newest patch release)."
+
+
+for python, django in PAIRS:
+    django_session(python, django)
 
 
 @nox.session(python="3.11")
