@@ -1,6 +1,7 @@
 """The same socket behaviour under uvicorn (`notifications.serve --server uvicorn`)
 as under Daphne: the end-to-end, limit and shutdown tests of the Daphne suite,
-run again here on a stack whose server is uvicorn (this module's `stack`)."""
+run again here on a stack whose server is uvicorn (this module's `stack`);
+the browser's are in test_uvicorn_browser.py."""
 
 from collections.abc import Iterator
 
