@@ -9,6 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # persistent connections every HTTP request would leave one open behind it
 # until the database refuses clients; Django's advice is to disable them there.
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
+# ...and on PostgreSQL a pool keeps them open for the next request (settings.py).
+os.environ.setdefault("DATABASE_POOL", "true")
 # Build the Django app first: it sets up the app registry that routing imports need.
 django_application = get_asgi_application()
 
