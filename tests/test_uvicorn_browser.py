@@ -3,13 +3,13 @@ browser tests of a task's bar and toast, the demo page and read state across
 tabs, run again on a uvicorn stack of this module's own (its users are fresh,
 as the badge counts they check need)."""
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests import test_browser
-from tests.stack import Stack, running
+from tests import test_browser, test_uvicorn
 from tests.test_browser import context  # noqa: F401 (the fixture of the tests below)
+
+# test_uvicorn's fixture; module-scoped, so this module starts a stack of its own.
+stack = test_uvicorn.stack
 
 test_long_task_shows_a_moving_progress_bar_then_a_success_toast = (
     test_browser.test_long_task_shows_a_moving_progress_bar_then_a_success_toast
@@ -28,14 +28,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
 def browser():
     with test_browser.chromium() as launched:
         yield launched
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    """A stack whose web processes are uvicorn, replacing the shared Daphne stack."""
-    workdir = tmp_path_factory.mktemp("uvicorn-browser-stack")
-    with running(workdir, "uvicorn-browser-stack", server="uvicorn") as stack:
-        yield stack
 
 
 def test_the_pages_come_from_uvicorn(stack):
