@@ -33,6 +33,11 @@ class Clients:
         self.unexpected_closes: list[tuple[int, int | None]] = []
         # Sockets this process is closing on purpose (their readers must not count them).
         self.closing: set[int] = set()
+        # The newest notification id each user's socket has seen (hello's last_id
+        # or a notification's id): where a reconnect resumes with ?after=.
+        self.last_id: dict[int, int] = {}
+        # The size of a notification frame, by phase (the broadcast floor writes as many bytes).
+        self.frame_bytes: dict[int, int] = {}
 
     async def read(self, user_id: int, ws: websockets.ClientConnection) -> None:
         try:
@@ -44,8 +49,13 @@ class Clients:
                     stamp = (message.get("data") or {}).get("bench")
                     if stamp:
                         self.records.append((stamp["p"], stamp["s"], user_id, now - stamp["t"]))
+                        self.frame_bytes[stamp["p"]] = len(raw)
+                    if "id" in message:
+                        self.last_id[user_id] = max(self.last_id.get(user_id, 0), message["id"])
                 elif kind == "hello":
                     self.hellos += 1
+                    last = message.get("last_id") or 0
+                    self.last_id[user_id] = max(self.last_id.get(user_id, 0), last)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -57,9 +67,15 @@ class Clients:
                     del self.sockets[user_id]
 
     async def connect_all(
-        self, url: str, origin: str, users: list[tuple[int, str]], concurrency: int
+        self,
+        url: str,
+        origin: str,
+        users: list[tuple[int, str]],
+        concurrency: int,
+        resume: bool = False,
     ) -> dict:
-        """Open one socket per (user_id, session_key), `concurrency` handshakes at a time."""
+        """Open one socket per (user_id, session_key), `concurrency` handshakes at a time;
+        with `resume`, each asks for what it missed (`?after=` its newest id seen)."""
         limit = asyncio.Semaphore(concurrency)
         durations: list[float] = []
         errors: list[str] = []
@@ -67,9 +83,10 @@ class Clients:
         async def one(user_id: int, session_key: str) -> None:
             async with limit:
                 began = monotonic()
+                target = f"{url}?after={self.last_id.get(user_id, 0)}" if resume else url
                 try:
                     ws = await connect(
-                        url,
+                        target,
                         origin=origin,
                         additional_headers={"Cookie": f"sessionid={session_key}"},
                         # Pings from thousands of bench clients would load the
@@ -119,6 +136,18 @@ class Clients:
         self.unexpected_closes.clear()
         return {"closed": len(sockets)}
 
+    async def drop_all(self) -> dict:
+        """Cut every socket at once, as a network failure or a server restart does:
+        no WebSocket close handshake, the connections just end."""
+        sockets = list(self.sockets.values())
+        self.closing.update(id(ws) for ws in sockets)
+        for ws in sockets:
+            ws.transport.abort()
+        await asyncio.sleep(0.2)
+        self.sockets.clear()
+        self.unexpected_closes.clear()
+        return {"dropped": len(sockets)}
+
     def take(self) -> list[tuple[int, int, int, float]]:
         records, self.records = self.records, []
         return records
@@ -146,6 +175,10 @@ async def serve(pipe: Connection) -> None:
             reply = sorted(clients.sockets)
         elif command == "take":
             reply = clients.take()
+        elif command == "frame_bytes":
+            reply = clients.frame_bytes
+        elif command == "drop":
+            reply = await clients.drop_all()
         elif command == "close":
             reply = await clients.close_all()
         elif command == "stop":

@@ -119,6 +119,31 @@ def rows(size: dict) -> list[tuple[str, object, object, bool]]:
             False,
         ),
         (
+            "broadcast floor: last client ms",
+            get(ours, "floor", "last_client_ms"),
+            get(tut, "floor", "last_client_ms"),
+            True,
+        ),
+        (
+            "storm: sockets back",
+            get(ours, "storm", "reconnected"),
+            get(tut, "storm", "reconnected"),
+            False,
+        ),
+        ("storm: missed lost/sent", _loss(get(ours, "storm")), _loss(get(tut, "storm")), False),
+        (
+            "storm: settled s",
+            get(ours, "storm", "settle_seconds"),
+            get(tut, "storm", "settle_seconds"),
+            True,
+        ),
+        (
+            "storm: cold connect s",
+            get(ours, "storm", "cold_connect_seconds"),
+            get(tut, "storm", "cold_connect_seconds"),
+            True,
+        ),
+        (
             "sockets closed unexpectedly",
             get(ours, "sockets", "unexpected_closes"),
             get(tut, "sockets", "unexpected_closes"),
@@ -174,6 +199,42 @@ def servers(results: dict) -> str:
         for label, daphne, uvicorn, ratio in rows({**size, "tutorial": size["uvicorn"]}):
             shown = _ratio(uvicorn, daphne) if ratio else ""
             lines.append(f"{label:36} {_fmt(daphne):>14} {_fmt(uvicorn):>14} {shown:>14}")
+    return "\n".join(lines)
+
+
+def targets(results: dict) -> str:
+    """Issue 21's ratios, for each size and database, each with its target."""
+    tutorials = {s["users"]: s["tutorial"] for s in results["sizes"] if "tutorial" in s}
+    lines = []
+    for size in results["sizes"]:
+        for kind in ("ours", "uvicorn"):
+            ours = size.get(kind)
+            if not ours:
+                continue
+            lines.append(f"\n{size['users']:,} users, {kind}, {size.get('database')}: targets")
+            tut = tutorials.get(size["users"], {})
+            mine = ours.get("ceiling_all", {}).get("calls_per_second")
+            theirs = tut.get("ceiling_all", {}).get("calls_per_second")
+            lines.append(
+                f"  publishers flat out: {_fmt(mine)} against the tutorial's {_fmt(theirs)}/s: "
+                f"{_ratio(mine, theirs)}x (target >= 4), lost {_loss(ours.get('ceiling_all'))}"
+            )
+            cast = ours.get("broadcast", {}).get("last_client_ms")
+            floor = ours.get("floor", {}).get("last_client_ms")
+            lines.append(
+                f"  broadcast: last client {_fmt(cast)} ms, floor {_fmt(floor)} ms: "
+                f"{_ratio(cast, floor)}x (target <= 1.5)"
+            )
+            storm = ours.get("storm")
+            if storm:
+                lines.append(
+                    f"  storm: {storm['reconnected']}/{storm['sockets']} back, missed "
+                    f"{_loss(storm)}, settled {storm['settle_seconds']:.1f} s against a cold "
+                    f"connect of {storm['cold_connect_seconds']:.1f} s: "
+                    f"{storm['settle_over_cold']:.2f}x (target <= 2)"
+                )
+            kb = ours.get("connect", {}).get("kb_per_connection")
+            lines.append(f"  KB per idle socket: {_fmt(kb)} (target <= 28)")
     return "\n".join(lines)
 
 
@@ -316,6 +377,7 @@ if __name__ == "__main__":
     data = json.loads(Path(sys.argv[1]).read_text())
     print(table(data))
     print(comparison(data))
+    print(targets(data))
     if len(sys.argv) > 2:
         for p in plots(data, Path(sys.argv[2])):
             print(f"Plot: {p}")

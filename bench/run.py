@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from bench import clients as clients_module
@@ -224,6 +225,11 @@ class Run:
                 "daphne_alive": daphne.alive(),
             }
             result["sustained_rate"] = sustained(result["rates"])
+            if kind in SERVERS:
+                with self.profiled(kind, "storm"):
+                    result["storm"] = self.storm(kind, daphne, url, result["connect"]["seconds"])
+                with self.profiled(kind, "floor"):
+                    result["floor"] = self.floor(daphne, result["broadcast"]["phase"])
             all_call(self.clients, [("close",)] * len(self.clients))
             return result
         finally:
@@ -324,8 +330,8 @@ class Run:
         records = [r for c in self.clients for r in c.call("take")]
         return [r for r in records if r[0] == phase]
 
-    def deliveries(self, phase: int, sent: list[tuple[int, int]]) -> dict:
-        records = self.collect(phase, len(sent))
+    def deliveries(self, phase: int, sent: list[tuple[int, int]], timeout: float = 15) -> dict:
+        records = self.collect(phase, len(sent), timeout)
         expected = {seq for seq, _ in sent}
         seen: dict[int, float] = {}
         duplicates = 0
@@ -485,6 +491,7 @@ class Run:
         records = self.collect(phase, len(self.targets), timeout=30)
         reached = {user_id: latency for _, _, user_id, latency in records}
         result = {
+            "phase": phase,
             "users": len(self.targets),
             "delivered": len(reached),
             "lost": len(self.targets) - len(reached),
@@ -494,6 +501,92 @@ class Run:
         }
         log(
             f"[{self.size} users] {kind}: broadcast reached {len(reached)}/{self.size}, "
+            f"last after {result['last_client_ms']} ms"
+        )
+        return result
+
+    def storm(self, kind: str, daphne: Daphne, url: str, cold_seconds: float) -> dict:
+        """Every socket cut at once; notifications saved while they are away; then all
+        of them back at once, each with ?after= its newest id. Settled when every
+        socket is open again and every missed notification has arrived (once)."""
+        phase = self.next_phase()
+        sessions = dict(self.users)
+        held = [c.call("connected") for c in self.clients]
+        all_call(self.clients, [("drop",)] * len(self.clients))
+        count = len(self.publishers)
+        away = self.args.duration / 2  # publishers flat out while the sockets are away
+        replies = all_call(
+            self.publishers,
+            [
+                ("rate", publishing(kind), phase, 0, away, self.targets, i, count, phase * 100 + i)
+                for i in range(count)
+            ],
+        )
+        sent = [pair for reply in replies for pair in reply["sent"]]
+        per_client = max(1, self.args.connect_concurrency // len(self.clients))
+        began = monotonic()
+        replies = all_call(
+            self.clients,
+            [
+                ("connect", url, daphne.origin, [(u, sessions[u]) for u in users], per_client, True)
+                for users in held
+            ],
+        )
+        reconnect_seconds = monotonic() - began
+        back = {u for c in self.clients for u in c.call("connected")}
+        expected = [(seq, user) for seq, user in sent if user in back]
+        result = {
+            "sockets": sum(len(users) for users in held),
+            "reconnected": sum(r["ok"] for r in replies),
+            "failed": sum(r["failed"] for r in replies),
+            "errors": [e for r in replies for e in r["errors"]][:5],
+            "reconnect_seconds": round(reconnect_seconds, 3),
+            **self.deliveries(phase, expected, timeout=120),
+        }
+        result["settle_seconds"] = round(monotonic() - began, 3)
+        # deliveries() waits 2 s past the last arrival only when something is missing.
+        result["cold_connect_seconds"] = cold_seconds
+        result["settle_over_cold"] = round(result["settle_seconds"] / cold_seconds, 2)
+        log(
+            f"[{self.size} users] {kind}: storm: {result['reconnected']}/{result['sockets']} back, "
+            f"{result['delivered']}/{result['sent']} missed arrived ({result['duplicates']} twice)"
+            f" in {result['settle_seconds']} s; cold connect {cold_seconds:.1f} s"
+        )
+        return result
+
+    def floor(self, daphne: Daphne, broadcast_phase: int) -> dict:
+        """The broadcast's floor: the same server writing one prebuilt frame of the
+        broadcast's size to as many sockets (bench.asgi's ws/floor/), nothing else."""
+        all_call(self.clients, [("close",)] * len(self.clients))
+        sizes = [c.call("frame_bytes").get(broadcast_phase) for c in self.clients]
+        frame_bytes = max(size for size in sizes if size)
+        users = self.users[: len(self.targets)]
+        per_client = max(1, self.args.connect_concurrency // len(self.clients))
+        url = f"ws://127.0.0.1:{daphne.port}/ws/floor/"
+        replies = all_call(
+            self.clients,
+            [
+                ("connect", url, daphne.origin, part, per_client)
+                for part in split(users, len(self.clients))
+            ],
+        )
+        opened = sum(r["ok"] for r in replies)
+        phase = self.next_phase()
+        fire = f"{daphne.origin}/bench/floor/?bytes={frame_bytes}&phase={phase}"
+        with urllib.request.urlopen(fire, timeout=120) as response:
+            written = json.loads(response.read())
+        records = self.collect(phase, opened, timeout=60)
+        reached = [latency for _, _, _, latency in records]
+        result = {
+            "sockets": opened,
+            "frame_bytes": frame_bytes,
+            "delivered": len(reached),
+            "write_loop_ms": ms(written["seconds"]),
+            "last_client_ms": ms(max(reached) if reached else None),
+            **latency_summary(reached),
+        }
+        log(
+            f"[{self.size} users] floor: {frame_bytes}-byte frame to {opened} sockets, "
             f"last after {result['last_client_ms']} ms"
         )
         return result
@@ -675,6 +768,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(results))
     print(report.comparison(results))
     print(report.servers(results))
+    print(report.targets(results))
     print(f"\nJSON: {args.out}")
     if args.plots:
         for path in report.plots(results, args.plots):

@@ -95,6 +95,34 @@ def test_our_consumer_loses_nothing_at_the_smoke_size(smoke, server):
     assert ours["broadcast"]["lost"] == 0
 
 
+@pytest.mark.parametrize("server", ["ours", "uvicorn"])
+def test_a_reconnect_storm_gets_every_missed_notification_once(smoke, server):
+    storm = results_of(smoke, server)["storm"]
+    assert storm["reconnected"] == storm["sockets"] == 200
+    assert storm["sent"] > 0
+    assert (storm["lost"], storm["duplicates"]) == (0, 0)
+    assert storm["settle_seconds"] >= storm["reconnect_seconds"] > 0
+
+
+@pytest.mark.parametrize("server", ["ours", "uvicorn"])
+def test_the_broadcast_floor_reaches_as_many_sockets_with_a_frame_as_big(smoke, server):
+    result = results_of(smoke, server)
+    floor = result["floor"]
+    assert floor["sockets"] == floor["delivered"] == result["broadcast"]["users"]
+    assert floor["frame_bytes"] > 200
+    assert floor["last_client_ms"] > 0
+
+
+def test_smoke_prints_the_capacity_targets(smoke):
+    stdout, _, _ = smoke
+    for line in ("x (target >= 4)", "x (target <= 1.5)", "x (target <= 2)", "(target <= 28)"):
+        assert line in stdout
+
+
+def results_of(smoke, server: str) -> dict:
+    return smoke[1]["sizes"][0][server]
+
+
 def test_smoke_size_fits_in_two_minutes(smoke):
     # CI's budget; it takes about 50 s on the 2-core machine with both servers.
     assert smoke[2] < 120

@@ -322,12 +322,14 @@ def test_notification_markup_is_shown_as_text_and_runs_nothing(stack, context):
         "--body",
         "<script>alert(2)</script>",
     )
-    stack.manage("notify", "Report #42 is ready", "--user", "carol", "--url", "/reports/42")
-
+    # Each toast is checked before the next command: a toast leaves after 6 s,
+    # and starting manage.py can take longer than that on a loaded machine.
     shown = toast(page, hostile)
     expect(shown).to_be_visible()
     expect(shown).to_contain_text("<script>alert(2)</script>")
     expect(shown.get_by_role("link")).to_have_count(0)  # no url, no link
+
+    stack.manage("notify", "Report #42 is ready", "--user", "carol", "--url", "/reports/42")
     safe = toast(page, "Report #42 is ready").get_by_role("link", name="Report #42 is ready")
     expect(safe).to_have_attribute("href", stack.base_url + "/reports/42")
 
