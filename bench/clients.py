@@ -8,6 +8,7 @@ is shared by every process on the host, so receive - sent is one clock.
 
 import asyncio
 import json
+import random
 import resource
 import time
 from multiprocessing.connection import Connection
@@ -16,6 +17,8 @@ import websockets
 from websockets.asyncio.client import connect
 
 monotonic = time.monotonic
+# A resuming socket retries as transport.js does: jittered backoff from 1 s, capped.
+RETRY_BASE, RETRY_CAP, RETRIES = 1.0, 30.0, 8
 
 
 def raise_fd_limit() -> None:
@@ -75,42 +78,52 @@ class Clients:
         resume: bool = False,
     ) -> dict:
         """Open one socket per (user_id, session_key), `concurrency` handshakes at a time;
-        with `resume`, each asks for what it missed (`?after=` its newest id seen)."""
+        with `resume`, each asks for what it missed (`?after=` its newest id seen)
+        and a refused or failed handshake is tried again as the page's client does."""
         limit = asyncio.Semaphore(concurrency)
         durations: list[float] = []
         errors: list[str] = []
+        given_up: list[int] = []
 
         async def one(user_id: int, session_key: str) -> None:
-            async with limit:
-                began = monotonic()
-                target = f"{url}?after={self.last_id.get(user_id, 0)}" if resume else url
-                try:
-                    ws = await connect(
-                        target,
-                        origin=origin,
-                        additional_headers={"Cookie": f"sessionid={session_key}"},
-                        # Pings from thousands of bench clients would load the
-                        # server we measure; Daphne pings them itself.
-                        ping_interval=None,
-                        compression=None,
-                        open_timeout=60,
-                        close_timeout=5,
-                        max_queue=None,
-                    )
-                except Exception as exc:  # refused, timed out: counted, not hidden
-                    errors.append(repr(exc)[:200])
-                    return
+            target = f"{url}?after={self.last_id.get(user_id, 0)}" if resume else url
+            for attempt in range(RETRIES if resume else 1):
+                if attempt:
+                    # As the page's client does: backoff with jitter, 0.5-1 s first.
+                    ceiling = min(RETRY_CAP, RETRY_BASE * 2 ** (attempt - 1))
+                    await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)
+                async with limit:
+                    began = monotonic()
+                    try:
+                        ws = await connect(
+                            target,
+                            origin=origin,
+                            additional_headers={"Cookie": f"sessionid={session_key}"},
+                            # Pings from thousands of bench clients would load the
+                            # server we measure; Daphne pings them itself.
+                            ping_interval=None,
+                            compression=None,
+                            open_timeout=60,
+                            close_timeout=5,
+                            max_queue=None,
+                        )
+                    except Exception as exc:  # refused, timed out: counted, not hidden
+                        errors.append(repr(exc)[:200])
+                        continue
                 durations.append(monotonic() - began)
                 self.sockets[user_id] = ws
                 task = asyncio.create_task(self.read(user_id, ws))
                 self.readers.add(task)
                 task.add_done_callback(self.readers.discard)
+                return
+            given_up.append(user_id)
 
         began = monotonic()
         await asyncio.gather(*(one(u, k) for u, k in users))
         return {
             "ok": len(durations),
-            "failed": len(errors),
+            "failed": len(given_up),
+            "retried": len(errors) - len(given_up),
             "errors": errors[:5],
             "seconds": monotonic() - began,
             "durations": durations,

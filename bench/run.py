@@ -539,6 +539,7 @@ class Run:
             "sockets": sum(len(users) for users in held),
             "reconnected": sum(r["ok"] for r in replies),
             "failed": sum(r["failed"] for r in replies),
+            "retried": sum(r["retried"] for r in replies),
             "errors": [e for r in replies for e in r["errors"]][:5],
             "reconnect_seconds": round(reconnect_seconds, 3),
             **self.deliveries(phase, expected, timeout=120),
